@@ -1,0 +1,46 @@
+# gotalk_lab: every set-up step lives here, so a fresh clone needs only
+# `make lab` (tutorials) or `make test` (everything that is tested).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# JupyterLab refuses to start as root unless told; these machines and CI run as root.
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+LAB_PORT ?= 8888
+LAB_IP   ?= 127.0.0.1
+
+.PHONY: install test lab bench fuzz browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium drives the real-browser tests (Playwright's own browser
+# download is not reachable here); install it when missing and we are root.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; browser tests will fail"; \
+	  else echo "warning: /usr/bin/chromium missing; run 'sudo apt-get install chromium' for the browser tests"; fi; \
+	fi
+
+test: install browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: install
+	$(BIN)/jupyter lab $(ROOT_FLAG) --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	  --ServerApp.root_dir=notebooks notebooks/01-wire-format.ipynb
+
+bench: install
+	$(BIN)/python benchmarks/codec.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

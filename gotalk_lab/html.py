@@ -1,0 +1,1 @@
+def message_html(m): return repr(m)

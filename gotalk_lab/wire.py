@@ -1,0 +1,299 @@
+"""Gotalk protocol version 1 messages as values, and how to write them as bytes.
+
+This module owns the message types (one small frozen dataclass per type), the
+protocol constants and ``encode``. It never reads bytes (that is ``decoder``)
+and never touches a socket, an event loop or a notebook.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import ClassVar, Union
+
+from .errors import EncodeError
+
+#: The only protocol version this kit speaks, as written on the wire.
+PROTOCOL_VERSION = 1
+VERSION_BYTES = b"01"
+
+#: Names (operations, notifications) are sized by 3 hex digits: 0xfff bytes.
+MAX_NAME_SIZE = 0xFFF
+#: Payloads, waits, codes and times are 8 hex digits: 32 bits.
+MAX_UINT32 = 0xFFFFFFFF
+#: Heartbeat load is 4 hex digits: 0 (idle) .. 0xffff (overloaded).
+MAX_LOAD = 0xFFFF
+REQUEST_ID_SIZE = 4
+
+
+class ProtocolErrorCode(enum.IntEnum):
+    """The code carried by an ``f`` message."""
+
+    ABNORMAL = 0  #: something went wrong that has no better code
+    UNSUPPORTED = 1  #: the other side speaks another protocol version
+    INVALID = 2  #: a message could not be read
+    TIMEOUT = 3  #: nothing was read for longer than the read timeout
+
+
+def _short(payload: bytes, limit: int = 48) -> str:
+    """A payload as a Python literal, cut in the middle when long."""
+    if len(payload) <= limit:
+        return repr(payload)
+    return f"{payload[:limit]!r}...(+{len(payload) - limit} bytes)"
+
+
+class Message:
+    """Base of every Gotalk message value (not instantiated itself)."""
+
+    __slots__ = ()
+    #: The one-character type byte that starts the message on the wire.
+    TYPE: ClassVar[bytes] = b""
+
+    def __repr__(self) -> str:
+        parts = []
+        for field in fields(self):  # type: ignore[arg-type]
+            name = field.name
+            value = getattr(self, name)
+            if name == "payload":
+                parts.append(f"payload={_short(value)}")
+            elif name == "request_id":
+                parts.append(f"request_id={value!r}")
+            else:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        from .html import message_html  # plain string building, no Jupyter import
+
+        return message_html(self)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ProtocolVersion(Message):
+    """The two hex digits each side writes before anything else."""
+
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SingleRequest(Message):
+    """``r``: ask the other side to run ``operation`` once."""
+
+    TYPE: ClassVar[bytes] = b"r"
+    request_id: bytes
+    operation: str
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class StreamRequest(Message):
+    """``s``: open a stream request; carries the operation and the first part."""
+
+    TYPE: ClassVar[bytes] = b"s"
+    request_id: bytes
+    operation: str
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class StreamRequestPart(Message):
+    """``p``: a further part of a stream request; an empty payload ends it."""
+
+    TYPE: ClassVar[bytes] = b"p"
+    request_id: bytes
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SingleResult(Message):
+    """``R``: the one answer to a request."""
+
+    TYPE: ClassVar[bytes] = b"R"
+    request_id: bytes
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class StreamResult(Message):
+    """``S``: one part of a streaming answer; an empty payload ends it."""
+
+    TYPE: ClassVar[bytes] = b"S"
+    request_id: bytes
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ErrorResult(Message):
+    """``E``: the request failed; the payload says why (usually text)."""
+
+    TYPE: ClassVar[bytes] = b"E"
+    request_id: bytes
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RetryResult(Message):
+    """``e``: the responder is busy; ask again after ``wait`` milliseconds."""
+
+    TYPE: ClassVar[bytes] = b"e"
+    request_id: bytes
+    wait: int
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Notification(Message):
+    """``n``: a one-way message; never answered."""
+
+    TYPE: ClassVar[bytes] = b"n"
+    name: str
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Heartbeat(Message):
+    """``h``: "I am alive", with the sender's load and its clock."""
+
+    TYPE: ClassVar[bytes] = b"h"
+    load: int
+    time: int
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ProtocolError(Message):
+    """``f``: the sender could not go on and is about to close."""
+
+    TYPE: ClassVar[bytes] = b"f"
+    code: int
+
+    @property
+    def meaning(self) -> str:
+        try:
+            return ProtocolErrorCode(self.code).name.lower()
+        except ValueError:
+            return "unknown code"
+
+
+AnyMessage = Union[
+    ProtocolVersion,
+    SingleRequest,
+    StreamRequest,
+    StreamRequestPart,
+    SingleResult,
+    StreamResult,
+    ErrorResult,
+    RetryResult,
+    Notification,
+    Heartbeat,
+    ProtocolError,
+]
+
+#: Type byte -> message class, for every message that has a type byte.
+MESSAGE_TYPES: dict[bytes, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        SingleRequest,
+        StreamRequest,
+        StreamRequestPart,
+        SingleResult,
+        StreamResult,
+        ErrorResult,
+        RetryResult,
+        Notification,
+        Heartbeat,
+        ProtocolError,
+    )
+}
+
+#: Messages that answer a request, keyed by nothing but their request ID.
+RESULT_TYPES = (SingleResult, StreamResult, ErrorResult, RetryResult)
+
+
+def _check_id(request_id: bytes) -> bytes:
+    if type(request_id) is not bytes:
+        if not isinstance(request_id, (bytearray, memoryview)):
+            raise EncodeError(f"request ID must be 4 bytes, got {type(request_id).__name__}")
+        request_id = bytes(request_id)
+    if len(request_id) != REQUEST_ID_SIZE:
+        raise EncodeError(f"request ID must be exactly 4 bytes, got {len(request_id)}: {request_id!r}")
+    return request_id
+
+
+def _check_uint(field: str, value: int, maximum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise EncodeError(f"{field} must be an int, got {type(value).__name__}")
+    if not 0 <= value <= maximum:
+        raise EncodeError(f"{field} {value} is out of range 0..{maximum:#x}")
+    return value
+
+
+def _name_bytes(field: str, name: str) -> bytes:
+    if not isinstance(name, str):
+        raise EncodeError(f"{field} must be a str, got {type(name).__name__}")
+    raw = name.encode("utf-8")
+    if len(raw) > MAX_NAME_SIZE:
+        raise EncodeError(
+            f"{field} is {len(raw)} bytes of UTF-8; the 3-hex-digit size allows at most {MAX_NAME_SIZE}"
+        )
+    return raw
+
+
+def _payload_size(payload: bytes) -> int:
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise EncodeError(f"payload must be bytes, got {type(payload).__name__}")
+    size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
+    if size > MAX_UINT32:
+        raise EncodeError(f"payload is {size} bytes; the 8-hex-digit size allows at most {MAX_UINT32}")
+    return size
+
+
+def encode_header(message: Message) -> bytes:
+    """The bytes of ``message`` that come before its payload (all of it if it has none).
+
+    Peers write the header and the payload separately so that a large payload is
+    never copied just to be framed; the WebSocket transport must send them as
+    two WebSocket messages anyway (gotalk.js reads them that way).
+    """
+    cls = type(message)
+    if cls is SingleResult or cls is StreamResult or cls is ErrorResult or cls is StreamRequestPart:
+        return b"%s%s%08x" % (cls.TYPE, _check_id(message.request_id), _payload_size(message.payload))
+    if cls is SingleRequest or cls is StreamRequest:
+        name = _name_bytes("operation", message.operation)
+        return b"%s%s%03x%s%08x" % (
+            cls.TYPE,
+            _check_id(message.request_id),
+            len(name),
+            name,
+            _payload_size(message.payload),
+        )
+    if cls is RetryResult:
+        return b"e%s%08x%08x" % (
+            _check_id(message.request_id),
+            _check_uint("wait", message.wait, MAX_UINT32),
+            _payload_size(message.payload),
+        )
+    if cls is Notification:
+        name = _name_bytes("name", message.name)
+        return b"n%03x%s%08x" % (len(name), name, _payload_size(message.payload))
+    if cls is Heartbeat:
+        return b"h%04x%08x" % (
+            _check_uint("load", message.load, MAX_LOAD),
+            _check_uint("time", message.time, MAX_UINT32),
+        )
+    if cls is ProtocolError:
+        return b"f%08x" % _check_uint("code", message.code, MAX_UINT32)
+    if cls is ProtocolVersion:
+        return b"%02x" % _check_uint("version", message.version, 0xFF)
+    raise EncodeError(f"not a Gotalk message: {message!r}")
+
+
+def encode(message: Message) -> bytes:
+    """The exact bytes of ``message`` on the wire (lowercase hex, as the Go peer writes)."""
+    header = encode_header(message)
+    payload = getattr(message, "payload", b"")
+    return header + payload if payload else header
+
+
+def payload_of(message: Message) -> bytes:
+    """The payload of ``message``, or ``b""`` for types that carry none."""
+    return getattr(message, "payload", b"")
