@@ -1,4 +1,83 @@
-"""gotalk_lab: learn and experiment with the Gotalk protocol in Jupyter."""
+"""gotalk_lab: learn and experiment with the Gotalk protocol in Jupyter.
+
+Three layers, each usable alone: the codec (``encode``, ``Decoder``, ``annotate``),
+the peer (``pipe``, ``connect``, ``serve``, ``Peer``, ``Trace``) and the lab
+(widgets, tutorials, the ``gotalk-lab`` command). Every public name is listed in
+``__all__`` below.
+"""
+
+from . import demo
+from .connect import Address, Server, connect, parse_address, pipe, serve
+from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
 from .errors import EncodeError, GotalkError, ProtocolViolation
-from .wire import *  # noqa
-from .decoder import Decoder, decode, decode_all
+from .handlers import Handlers
+from .peer import ConnectionClosed, Peer, PeerState, RequestError, RetryExhausted
+from .trace import IN, OUT, Exchange, Trace, TraceEvent
+from .wire import (
+    PROTOCOL_VERSION,
+    ErrorResult,
+    Heartbeat,
+    Message,
+    Notification,
+    ProtocolError,
+    ProtocolErrorCode,
+    ProtocolVersion,
+    RetryResult,
+    SingleRequest,
+    SingleResult,
+    StreamRequest,
+    StreamRequestPart,
+    StreamResult,
+    encode,
+    encode_header,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # codec
+    "PROTOCOL_VERSION",
+    "Message",
+    "ProtocolVersion",
+    "SingleRequest",
+    "StreamRequest",
+    "StreamRequestPart",
+    "SingleResult",
+    "StreamResult",
+    "ErrorResult",
+    "RetryResult",
+    "Notification",
+    "Heartbeat",
+    "ProtocolError",
+    "ProtocolErrorCode",
+    "encode",
+    "encode_header",
+    "decode",
+    "decode_all",
+    "Decoder",
+    "Frame",
+    "DEFAULT_MAX_PAYLOAD_SIZE",
+    # errors
+    "GotalkError",
+    "ProtocolViolation",
+    "EncodeError",
+    "RequestError",
+    "RetryExhausted",
+    "ConnectionClosed",
+    # peer
+    "Peer",
+    "PeerState",
+    "Handlers",
+    "pipe",
+    "connect",
+    "serve",
+    "Server",
+    "Address",
+    "parse_address",
+    "Trace",
+    "TraceEvent",
+    "Exchange",
+    "IN",
+    "OUT",
+    "demo",
+]

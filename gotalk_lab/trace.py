@@ -1,0 +1,264 @@
+"""The record of every frame a peer (or a tap) wrote or read, and the exchanges they form.
+
+A ``Trace`` is plain data plus listeners: ``record`` appends an event (monotonic
+time, direction, exact bytes, decoded message) and files it under its exchange
+(request -> retries -> result parts -> end). It never touches a connection and
+never imports a widget; widgets subscribe to it. Size is capped: past the cap the
+oldest events are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .decoder import Decoder
+from .wire import (
+    ErrorResult,
+    Message,
+    ProtocolVersion,
+    RetryResult,
+    SingleRequest,
+    SingleResult,
+    StreamRequest,
+    StreamRequestPart,
+    StreamResult,
+)
+
+log = logging.getLogger(__name__)
+
+OUT = "out"  #: written by the side that owns the trace
+IN = "in"  #: read from the other side
+_OTHER = {OUT: IN, IN: OUT}
+
+#: Events kept by default: enough for a long classroom session, small enough
+#: (a few hundred bytes each plus payloads) not to matter in a kernel.
+DEFAULT_TRACE_CAP = 100_000
+
+
+@dataclass(slots=True, eq=False)
+class TraceEvent:
+    """One frame on the wire."""
+
+    index: int  #: position in the trace since it started (keeps counting past drops)
+    time: float  #: seconds since the trace started (monotonic clock)
+    direction: str  #: OUT or IN
+    header: bytes  #: the exact header bytes (the payload follows them on the wire)
+    message: Message
+    exchange: int | None = None  #: the Exchange id this frame belongs to, if any
+
+    @property
+    def raw(self) -> bytes:
+        """The exact bytes of the frame: header then payload."""
+        payload = getattr(self.message, "payload", b"")
+        return self.header + payload if payload else self.header
+
+    @property
+    def length(self) -> int:
+        return len(self.header) + len(getattr(self.message, "payload", b""))
+
+    def __repr__(self) -> str:
+        arrow = "->" if self.direction == OUT else "<-"
+        return f"<TraceEvent #{self.index} {self.time * 1000:.3f} ms {arrow} {self.message!r}>"
+
+
+@dataclass(slots=True, eq=False)
+class Exchange:
+    """A request and everything that answers it, in order."""
+
+    id: int
+    request_id: bytes
+    operation: str
+    requester: str  #: OUT: this side asked; IN: the other side asked
+    kind: str  #: "single" or "stream"
+    started: float
+    ended: float | None = None
+    outcome: str = "pending"  #: pending, result, error, retrying, stream (open), closed (never answered)
+    retries: int = 0
+    events: list[int] = field(default_factory=list)  #: indices of its TraceEvents
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from the first request frame to the last result frame."""
+        return None if self.ended is None else self.ended - self.started
+
+
+class Trace:
+    """Every frame, live. Subscribe with ``trace.subscribe(callback)``."""
+
+    def __init__(self, cap: int | None = DEFAULT_TRACE_CAP, *, enabled: bool = True) -> None:
+        self.cap = cap
+        self.enabled = enabled
+        self.events: deque[TraceEvent] = deque(maxlen=cap)
+        self.exchanges: dict[int, Exchange] = {}
+        self.dropped = 0  #: events dropped because of the cap
+        self.started_wall = time.time()
+        self._started = time.monotonic()
+        self._count = 0
+        self._open: dict[tuple[str, bytes], Exchange] = {}  # (requester, request_id) -> exchange
+        self._listeners: list[Callable[[TraceEvent], None]] = []
+
+    # -- recording ------------------------------------------------------------
+
+    def record(self, direction: str, header: bytes, message: Message, at: float | None = None) -> TraceEvent | None:
+        """Append one frame; returns the event (None when recording is off)."""
+        if not self.enabled:
+            return None
+        if at is None:
+            at = time.monotonic() - self._started
+        event = TraceEvent(self._count, at, direction, header, message)
+        self._count += 1
+        if self.cap is not None and len(self.events) == self.cap:
+            self._drop_oldest()
+        self.events.append(event)
+        self._correlate(event)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken listener must never break the peer
+                log.exception("trace listener %r failed", listener)
+        return event
+
+    def _drop_oldest(self) -> None:
+        oldest = self.events[0]
+        self.dropped += 1
+        if oldest.exchange is not None:
+            exchange = self.exchanges.get(oldest.exchange)
+            if exchange is not None and exchange.events and exchange.events[0] == oldest.index:
+                exchange.events.pop(0)
+                if not exchange.events and exchange.ended is not None:
+                    del self.exchanges[exchange.id]
+
+    def _correlate(self, event: TraceEvent) -> None:
+        message = event.message
+        cls = type(message)
+        if cls is SingleRequest or cls is StreamRequest:
+            key = (event.direction, message.request_id)
+            exchange = self._open.get(key)
+            if exchange is not None and exchange.outcome == "retrying":
+                exchange.retries += 1
+                exchange.outcome = "pending"
+            else:
+                exchange = Exchange(
+                    id=event.index,
+                    request_id=message.request_id,
+                    operation=message.operation,
+                    requester=event.direction,
+                    kind="single" if cls is SingleRequest else "stream",
+                    started=event.time,
+                )
+                self.exchanges[exchange.id] = exchange
+                self._open[key] = exchange
+        elif cls is StreamRequestPart:
+            exchange = self._open.get((event.direction, message.request_id))
+        elif cls in (SingleResult, StreamResult, ErrorResult, RetryResult):
+            key = (_OTHER[event.direction], message.request_id)
+            exchange = self._open.get(key)
+            if exchange is not None:
+                if cls is RetryResult:
+                    exchange.outcome = "retrying"
+                elif cls is StreamResult and message.payload:
+                    exchange.outcome = "stream"
+                else:
+                    exchange.outcome = "error" if cls is ErrorResult else "result"
+                    exchange.ended = event.time
+                    del self._open[key]
+        else:
+            return
+        if exchange is not None:
+            event.exchange = exchange.id
+            exchange.events.append(event.index)
+
+    def close_open_exchanges(self, reason: str = "closed") -> None:
+        """Mark exchanges still waiting when the connection ends as never answered."""
+        now = time.monotonic() - self._started
+        for exchange in self._open.values():
+            exchange.outcome = reason
+            exchange.ended = now
+        self._open.clear()
+
+    # -- reading --------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[TraceEvent], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` for every new event; returns an unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return iter(self.events)
+
+    def __getitem__(self, position: int) -> TraceEvent:
+        return self.events[position]
+
+    def exchange_of(self, event: TraceEvent) -> Exchange | None:
+        return None if event.exchange is None else self.exchanges.get(event.exchange)
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.exchanges.clear()
+        self._open.clear()
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        return f"<Trace {len(self.events)} frames, {len(self.exchanges)} exchanges, {self.dropped} dropped>"
+
+    def _repr_html_(self) -> str:
+        from .html import trace_html
+
+        return trace_html(self)
+
+    # -- saving and loading (JSON lines) --------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write the trace as JSON lines: a header line, then one line per frame."""
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(json.dumps({"gotalk_lab_trace": 1, "started": self.started_wall, "dropped": self.dropped}) + "\n")
+            for event in self.events:
+                out.write(json.dumps(event_to_json(event)) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, cap: int | None = DEFAULT_TRACE_CAP) -> "Trace":
+        """Read a trace written by ``save``; exchanges are rebuilt from the frames."""
+        with open(path, encoding="utf-8") as source:
+            lines = [json.loads(line) for line in source if line.strip()]
+        return cls.from_json(lines, cap=cap)
+
+    @classmethod
+    def from_json(cls, records: Iterable[dict], cap: int | None = DEFAULT_TRACE_CAP) -> "Trace":
+        trace = cls(cap=cap)
+        for record in records:
+            if "gotalk_lab_trace" in record:
+                trace.started_wall = record.get("started", trace.started_wall)
+                trace.dropped = record.get("dropped", 0)
+                continue
+            raw = bytes.fromhex(record["hex"])
+            header, message = frame_from_bytes(raw)
+            trace.record(record["dir"], header, message, at=record["t"])
+        return trace
+
+
+def event_to_json(event: TraceEvent) -> dict:
+    return {"i": event.index, "t": round(event.time, 6), "dir": event.direction, "hex": event.raw.hex()}
+
+
+def frame_from_bytes(raw: bytes) -> tuple[bytes, Message]:
+    """One whole frame's bytes (or the two-digit version) as (header, message)."""
+    if len(raw) == 2:  # the version preamble; may be a version this kit refuses
+        return raw, ProtocolVersion(int(raw, 16))
+    frames = Decoder(expect_version=False, max_payload_size=max(len(raw), 1)).feed_frames(raw)
+    if len(frames) != 1:
+        raise ValueError(f"expected one frame, got {len(frames)} in {raw[:32]!r}")
+    return frames[0].header, frames[0].message

@@ -1,0 +1,93 @@
+"""What a peer needs from a connection, whatever carries the bytes.
+
+A transport pushes received bytes into its receiver (``data_received``,
+``connection_lost``) and takes whole frames to write (``write(header, payload)``)
+without ever splitting or reordering them. Flow control both ways: ``drain``
+waits while too much is queued for the other side, and ``pause_reading`` stops
+delivery until ``resume_reading``. Transports know nothing of Gotalk messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+#: Bytes queued for writing above which ``drain`` makes writers wait. Large
+#: enough for a burst of small results to go out in one system call, small
+#: enough that a peer that never reads cannot make us buffer much.
+HIGH_WATER = 256 * 1024
+#: Payloads at least this large are written as they are, never joined with
+#: other frames (joining would copy them).
+DIRECT_WRITE_SIZE = 64 * 1024
+
+
+class Receiver(Protocol):
+    """The side that consumes a transport's bytes (a Peer, or the tap)."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def connection_lost(self, error: BaseException | None) -> None: ...
+
+
+class Transport:
+    """Base class: the flow-control bookkeeping shared by every transport."""
+
+    #: A short human description, e.g. "tcp 127.0.0.1:52011 -> 127.0.0.1:8000".
+    description = "transport"
+
+    def __init__(self) -> None:
+        self.receiver: Receiver | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._closed = asyncio.get_running_loop().create_future()
+
+    def attach(self, receiver: Receiver) -> None:
+        """Start delivering received bytes to ``receiver``."""
+        self.receiver = receiver
+
+    def write(self, header: bytes, payload: bytes = b"") -> None:
+        raise NotImplementedError
+
+    def write_buffer_size(self) -> int:
+        raise NotImplementedError
+
+    async def drain(self) -> None:
+        """Wait until the queued bytes fall below the high-water mark."""
+        if not self._writable.is_set():
+            waiter = asyncio.ensure_future(self._writable.wait())
+            done, _ = await asyncio.wait({waiter, self._closed}, return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done:
+                waiter.cancel()
+
+    def pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Write what is queued, then close. Idempotent."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Close at once, dropping what is queued (a dropped connection)."""
+        self.close()
+
+    @property
+    def is_closing(self) -> bool:
+        return self._closed.done()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    def _set_closed(self, error: BaseException | None = None) -> None:
+        """Mark closed and tell the receiver, exactly once."""
+        if self._closed.done():
+            return
+        self._closed.set_result(None)
+        self._writable.set()
+        if self.receiver is not None:
+            self.receiver.connection_lost(error)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"

@@ -1,0 +1,155 @@
+"""Gotalk over TCP (optionally TLS): a byte stream, exactly as the Go peer speaks it.
+
+The transport batches the frames written during one turn of the event loop
+into a single socket write (many small results become one system call) but
+writes large payloads as they are, never copying them to join. It knows
+nothing of messages; flow control comes from asyncio's pause/resume_writing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from typing import Callable
+
+from .base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport
+
+
+class TcpTransport(Transport, asyncio.Protocol):
+    def __init__(self) -> None:
+        Transport.__init__(self)
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._flush_scheduled = False
+        self._early: list[bytes] = []  # bytes received before a receiver was attached
+        self.connected = self._loop.create_future()
+
+    # -- asyncio.Protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=HIGH_WATER)  # type: ignore[attr-defined]
+        local = transport.get_extra_info("sockname")
+        remote = transport.get_extra_info("peername")
+        tls = "tls" if transport.get_extra_info("sslcontext") else "tcp"
+        self.description = f"{tls} {_address(local)} -> {_address(remote)}"
+        if not self.connected.done():
+            self.connected.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.receiver is None:
+            self._early.append(data)
+        else:
+            self.receiver.data_received(data)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too: Gotalk has no half-closed state
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._batch.clear()
+        self._set_closed(exc)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- Transport ------------------------------------------------------------
+
+    def attach(self, receiver) -> None:
+        super().attach(receiver)
+        early, self._early = self._early, []
+        for data in early:
+            receiver.data_received(data)
+
+    def write(self, header: bytes, payload: bytes = b"") -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if len(payload) >= DIRECT_WRITE_SIZE:
+            self._flush()
+            self._transport.write(header)
+            self._transport.write(payload)
+            return
+        self._batch.append(header)
+        self._batch_size += len(header)
+        if payload:
+            self._batch.append(payload)
+            self._batch_size += len(payload)
+        if self._batch_size >= HIGH_WATER:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._batch or self._transport is None:
+            return
+        data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+        self._batch.clear()
+        self._batch_size = 0
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def write_buffer_size(self) -> int:
+        size = self._batch_size
+        if self._transport is not None:
+            size += self._transport.get_write_buffer_size()
+        return size
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def close(self) -> None:
+        self._flush()
+        if self._transport is not None:
+            self._transport.close()  # asyncio writes out its buffer first
+        else:
+            self._set_closed(None)
+
+    def abort(self) -> None:
+        self._batch.clear()
+        if self._transport is not None:
+            self._transport.abort()
+        else:
+            self._set_closed(None)
+
+
+def _address(address) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = address[0]
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
+
+
+async def open_tcp(host: str, port: int, *, ssl: ssl_module.SSLContext | None = None) -> TcpTransport:
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_connection(TcpTransport, host, port, ssl=ssl)
+    await protocol.connected
+    return protocol
+
+
+async def serve_tcp(
+    on_connection: Callable[[TcpTransport], None],
+    host: str,
+    port: int,
+    *,
+    ssl: ssl_module.SSLContext | None = None,
+) -> asyncio.Server:
+    """Listen; call ``on_connection(transport)`` for every accepted connection."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> TcpTransport:
+        transport = TcpTransport()
+        transport.connected.add_done_callback(lambda _: on_connection(transport))
+        return transport
+
+    return await loop.create_server(factory, host, port, ssl=ssl)
