@@ -1,0 +1,23 @@
+"""The project's own promises: public names exported, dependency lists in agreement."""
+
+import tomllib
+from pathlib import Path
+
+import gotalk_lab
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_public_name_is_exported():
+    for name in gotalk_lab.__all__:
+        assert hasattr(gotalk_lab, name), name
+    assert len(set(gotalk_lab.__all__)) == len(gotalk_lab.__all__)
+
+
+def test_environment_yml_carries_the_pyproject_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    text = (ROOT / "environment.yml").read_text()
+    pip_lines = [line.strip()[2:].strip() for line in text.split("- pip:", 1)[1].splitlines() if line.strip().startswith("- ")]
+    assert set(pip_lines) - {"-e ."} == declared, "environment.yml and pyproject.toml list different dependencies"
+    assert "python>=3.10" in text and project["requires-python"] == ">=3.10"
