@@ -1,1 +1,259 @@
-def message_html(m): return repr(m)
+"""Static HTML views of Gotalk bytes: what a notebook shows for a message, a stream or a trace.
+
+Every function returns one self-contained HTML string (an inline ``<style>`` whose
+classes all start with ``gl-``, no script), so it renders the same in JupyterLab,
+nbviewer and GitHub, and is what the widgets fall back to where no kernel runs.
+Everything taken from the bytes is escaped. Built on ``annotate``; no Jupyter imports.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Iterable
+
+from .annotate import AnnotatedMessage, Annotation, Field, annotate, annotate_frame, annotate_stream, show_bytes
+from .wire import Message
+
+#: Background colour per field name, fixed so that a field looks the same everywhere.
+#: Light tints under dark text stay readable in light and dark notebook themes alike.
+FIELD_COLOURS: dict[str, str] = {
+    "version": "#d7d2ff",
+    "type": "#ffd6a5",
+    "request_id": "#caffbf",
+    "name_size": "#9bf6ff",
+    "operation": "#a0c4ff",
+    "name": "#a0c4ff",
+    "payload_size": "#bdb2ff",
+    "payload": "#fdffb6",
+    "wait": "#ffc6ff",
+    "load": "#ffadad",
+    "time": "#e2ece9",
+    "code": "#ff9fb2",
+}
+_UNKNOWN_COLOUR = "#dddddd"
+
+#: Bytes per line of hex inside one field; a line is 16 bytes as in any hex dump.
+BYTES_PER_LINE = 16
+#: Payload bytes shown before the middle of a long payload is left out (the page
+#: must stay light even for a multi-megabyte payload).
+PAYLOAD_HEAD = 256
+PAYLOAD_TAIL = 64
+#: Pretty-printed JSON longer than this is cut, for the same reason.
+JSON_CHARS = 4000
+#: Frames a trace table shows (the most recent ones).
+TRACE_ROWS = 200
+
+# Notebook front ends style every table (right-aligned, striped rows); the field tables
+# here read left to right, so the rules below undo that for tables inside a view.
+_STYLE = """
+.gl-view{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;line-height:1.35;color:inherit}
+.gl-message{margin:0 0 10px 0;padding:6px 8px;border:1px solid #8884;border-radius:4px}
+.gl-head{margin-bottom:4px}
+.gl-kind{font-weight:bold}
+.gl-range{opacity:.7;margin:0 6px}
+.gl-summary{white-space:pre-wrap}
+.gl-bytes{display:flex;flex-wrap:wrap;gap:2px;align-items:flex-start}
+.gl-field{display:inline-flex;flex-direction:column;color:#222;border-radius:3px;padding:1px 3px}
+.gl-line{display:flex;flex-direction:column}
+.gl-hex,.gl-asc{white-space:pre}
+.gl-asc{opacity:.75}
+.gl-empty{font-style:italic;opacity:.8}
+.gl-hidden{font-style:italic;white-space:pre;opacity:.8}
+.gl-view table{font:inherit;border-collapse:collapse;margin-top:6px}
+.gl-view table tr:nth-child(n){background:transparent}
+.gl-view table td,.gl-view table th{padding:1px 6px;vertical-align:top;text-align:left;border:none}
+.gl-view .gl-legend td:nth-child(-n+4){white-space:nowrap}
+.gl-swatch{display:inline-block;width:10px;height:10px;border-radius:2px;border:1px solid #8886}
+.gl-json{margin:6px 0 0 0;padding:4px 6px;background:#8881;border-radius:3px;white-space:pre-wrap}
+.gl-unread{background:#eee;color:#222}
+.gl-error-byte{outline:2px solid #d00;background:#fcc;color:#900;font-weight:bold}
+.gl-eoi{color:#d00;font-weight:bold;align-self:center}
+.gl-error{color:#d00;margin-top:4px;white-space:pre-wrap}
+.gl-note{opacity:.7;font-style:italic}
+"""
+
+
+def _style() -> str:
+    return f"<style>{_STYLE}</style>"
+
+
+def _colour(name: str) -> str:
+    return FIELD_COLOURS.get(name, _UNKNOWN_COLOUR)
+
+
+def _ascii_cell(byte: int) -> str:
+    return chr(byte) if 0x20 <= byte < 0x7F else "."
+
+
+def _line_html(chunk: bytes, error_at: int | None = None) -> str:
+    """One line of up to 16 bytes: hex on top, ASCII below, byte under byte."""
+    hex_cells = []
+    asc_cells = []
+    for index, byte in enumerate(chunk):
+        hex_cell = escape(f"{byte:02x}")
+        asc_cell = escape(f"{_ascii_cell(byte):^2}")
+        if index == error_at:
+            hex_cell = f'<span class="gl-error-byte">{hex_cell}</span>'
+            asc_cell = f'<span class="gl-error-byte">{asc_cell}</span>'
+        hex_cells.append(hex_cell)
+        asc_cells.append(asc_cell)
+    return (
+        '<span class="gl-line">'
+        f'<span class="gl-hex">{" ".join(hex_cells)}</span>'
+        f'<span class="gl-asc">{" ".join(asc_cells)}</span>'
+        "</span>"
+    )
+
+
+def _lines_html(raw: bytes) -> str:
+    return "".join(_line_html(raw[i : i + BYTES_PER_LINE]) for i in range(0, len(raw), BYTES_PER_LINE))
+
+
+def _field_value_text(field: Field) -> str:
+    if isinstance(field.value, bytes):
+        return f"'{show_bytes(field.value[:PAYLOAD_HEAD])}'" + ("…" if len(field.value) > PAYLOAD_HEAD else "")
+    return repr(field.value) if isinstance(field.value, str) else str(field.value)
+
+
+def _field_title(field: Field) -> str:
+    return f"{field.name} [{field.start}:{field.end}] = {_field_value_text(field)}\n{field.meaning}"
+
+
+def _field_span(field: Field) -> str:
+    """One span per field, holding all of its bytes (the middle of a long payload left out)."""
+    raw = field.raw
+    if not raw:
+        body = '<span class="gl-empty">(empty)</span>'
+    elif len(raw) > PAYLOAD_HEAD + PAYLOAD_TAIL:
+        hidden = len(raw) - PAYLOAD_HEAD - PAYLOAD_TAIL
+        body = (
+            _lines_html(raw[:PAYLOAD_HEAD])
+            + f'<span class="gl-hidden">… {hidden} bytes not shown …</span>'
+            + _lines_html(raw[-PAYLOAD_TAIL:])
+        )
+    else:
+        body = _lines_html(raw)
+    return (
+        f'<span class="gl-field" data-field="{escape(field.name)}" style="background:{_colour(field.name)}"'
+        f' title="{escape(_field_title(field))}">{body}</span>'
+    )
+
+
+def _legend_html(fields: Iterable[Field]) -> str:
+    rows = []
+    for field in fields:
+        rows.append(
+            "<tr>"
+            f'<td><span class="gl-swatch" style="background:{_colour(field.name)}"></span></td>'
+            f"<td>[{field.start}:{field.end}]</td>"
+            f"<td>{escape(field.name)}</td>"
+            f"<td>{escape(_field_value_text(field)[:80])}</td>"
+            f"<td>{escape(field.meaning)}</td>"
+            "</tr>"
+        )
+    return f'<table class="gl-legend">{"".join(rows)}</table>'
+
+
+def _json_html(field: Field) -> str:
+    """The payload pretty-printed, when it is JSON."""
+    if field.hint != "json":
+        return ""
+    pretty = json.dumps(json.loads(field.raw.decode("utf-8")), indent=2, ensure_ascii=False)
+    if len(pretty) > JSON_CHARS:
+        pretty = pretty[:JSON_CHARS] + f"\n… ({len(pretty) - JSON_CHARS} more characters)"
+    return f'<pre class="gl-json">{escape(pretty)}</pre>'
+
+
+def _message_block(annotated: AnnotatedMessage) -> str:
+    payload = next((f for f in annotated.fields if f.name == "payload"), None)
+    return (
+        '<div class="gl-message">'
+        '<div class="gl-head">'
+        f'<span class="gl-kind">{escape(annotated.kind)}</span>'
+        f'<span class="gl-range">[{annotated.offset}:{annotated.end}] {annotated.length} bytes</span>'
+        f'<span class="gl-summary">{escape(annotated.summary)}</span>'
+        "</div>"
+        f'<div class="gl-bytes">{"".join(_field_span(f) for f in annotated.fields)}</div>'
+        f"{_legend_html(annotated.fields)}"
+        f"{_json_html(payload) if payload is not None else ''}"
+        "</div>"
+    )
+
+
+def _error_block(annotation: Annotation) -> str:
+    """The bytes after the last whole message, with the bad byte (or end of input) marked."""
+    error = annotation.error
+    described = escape(error.describe())
+    spans = [_field_span(f) for f in annotation.unfinished]
+    valid_end = annotation.unfinished[-1].end if annotation.unfinished else annotation.trailing_offset
+    unread = annotation.trailing[valid_end - annotation.trailing_offset :]
+    if unread:
+        shown = unread[:BYTES_PER_LINE * 4]
+        error_at = error.offset - valid_end
+        lines = "".join(
+            _line_html(shown[i : i + BYTES_PER_LINE], error_at - i if 0 <= error_at - i < BYTES_PER_LINE else None)
+            for i in range(0, len(shown), BYTES_PER_LINE)
+        )
+        more = ""
+        if len(unread) > len(shown):
+            more = f'<span class="gl-hidden">… {len(unread) - len(shown)} more bytes</span>'
+        spans.append(f'<span class="gl-field gl-unread" data-field="unread" title="{described}">{lines}{more}</span>')
+    if error.offset >= annotation.size:
+        spans.append(f'<span class="gl-eoi" title="{described}">⟂ end of input</span>')
+    return (
+        '<div class="gl-message gl-invalid">'
+        '<div class="gl-head">'
+        '<span class="gl-kind">not a whole message</span>'
+        f'<span class="gl-range">[{annotation.trailing_offset}:{annotation.size}]</span>'
+        "</div>"
+        f'<div class="gl-bytes">{"".join(spans)}</div>'
+        f'<div class="gl-error">✖ {described}</div>'
+        f"{_legend_html(annotation.unfinished) if annotation.unfinished else ''}"
+        "</div>"
+    )
+
+
+def message_html(message: Message | AnnotatedMessage | bytes) -> str:
+    """One message (a value, its bytes, or already annotated) as coloured fields."""
+    annotated = message if isinstance(message, AnnotatedMessage) else annotate(message)
+    return f'<div class="gl-view">{_style()}{_message_block(annotated)}</div>'
+
+
+def stream_html(data: bytes | bytearray | memoryview | Annotation, *, expect_version: bool = True) -> str:
+    """A whole byte stream (or an ``Annotation`` of one): every message, then the error if any."""
+    annotation = data if isinstance(data, Annotation) else annotate_stream(data, expect_version=expect_version)
+    blocks = [_message_block(m) for m in annotation.messages]
+    if annotation.error is not None:
+        blocks.append(_error_block(annotation))
+    elif not blocks:
+        blocks.append('<div class="gl-note">no bytes</div>')
+    return f'<div class="gl-view">{_style()}{"".join(blocks)}</div>'
+
+
+def trace_html(trace) -> str:
+    """A trace as a table of its latest frames, each one unfolding to its bytes."""
+    events = list(trace.events)[-TRACE_ROWS:]
+    rows = []
+    for event in events:
+        annotated = annotate_frame(event.header, event.message)
+        arrow = "→ out" if event.direction == "out" else "← in"
+        rows.append(
+            "<tr>"
+            f"<td>#{event.index}</td>"
+            f"<td>{event.time * 1000:.3f} ms</td>"
+            f"<td>{escape(arrow)}</td>"
+            f"<td>{escape(annotated.kind)}</td>"
+            f"<td><details><summary>{escape(annotated.summary)}</summary>{_message_block(annotated)}</details></td>"
+            "</tr>"
+        )
+    hidden = len(trace.events) - len(events) + getattr(trace, "dropped", 0)
+    note = f'<div class="gl-note">{hidden} earlier frames not shown</div>' if hidden else ""
+    if not rows:
+        note = '<div class="gl-note">no frames yet</div>'
+    return (
+        f'<div class="gl-view">{_style()}{note}'
+        f'<table class="gl-trace"><tr><th>frame</th><th>time</th><th>dir</th><th>type</th><th>message</th></tr>'
+        f'{"".join(rows)}</table></div>'
+    )
+

@@ -1,0 +1,253 @@
+"""The ``gotalk-lab`` command: one subcommand per job, each an ``add_*_parser`` plus a ``cmd_*``.
+
+``build_parser`` assembles the subcommands listed in ``COMMANDS``; ``main`` runs the one
+chosen and returns its exit status: 0 done, 1 could not run (e.g. unreadable file),
+2 invalid input or usage. Output formats are a public surface (DESIGN.md): scripts and
+tests rely on them, so change them only on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable, TextIO
+
+from . import cli_network
+from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_stream, show_bytes, to_dict
+from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
+
+PROG = "gotalk-lab"
+
+#: Exit statuses, as documented in the module docstring.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID_INPUT = 2
+#: What a C program killed by SIGPIPE reports (128 + 13): the reader went away.
+EXIT_BROKEN_PIPE = 141
+
+#: Displayed characters of a field's bytes before and after the part a long field
+#: (a payload, a long name) hides; keeps every table row on one screen line.
+RAW_HEAD_CHARS = 28
+RAW_TAIL_CHARS = 10
+
+
+# -- decode -----------------------------------------------------------------
+
+DECODE_DESCRIPTION = """\
+Read a Gotalk byte stream (a conversation as one side wrote it: the version "01"
+first, unless --no-version) and explain every message field by field: the byte
+range [start:end] (end exclusive), the raw bytes (non-printable ones as \\xNN),
+the field name, its value and what it means."""
+
+DECODE_EPILOG = f"""\
+--json prints one JSON object per message per line, with the keys
+  "type"     the type character ("r", "R", ...); the version preamble, which has
+             no type byte, is written as "type": "{VERSION_TYPE}" with "kind": "ProtocolVersion"
+             and "version": 1
+  "kind"     the message name ("SingleRequest", ...)
+  "offset"   where the message starts; "length": its size, header and payload
+  "id"       hex of the 4 request ID bytes (types with an ID)
+  "name"     operation or notification name (r, s, n)
+  "wait" "load" "time" "code" "version"   where the type has them (integers)
+  "payload"  hex of the payload, with "hint" (json, text, binary, empty) and
+             "text" when the payload is JSON or text
+  "summary"  the one-line description
+  "fields"   [{{"name", "start", "end", "value", "meaning", ...}}] absolute offsets,
+             end exclusive; byte values are hex, other fields add "raw" (hex)
+
+Invalid or truncated input: the messages before it are printed, then one line on
+stderr names the byte offset, the field and what was expected; exit status 2.
+
+examples:
+  {PROG} decode capture.bin
+  printf '01r0001004echo00000005hello' | {PROG} decode --json
+  printf 'R000100000002ok' | {PROG} decode --no-version -"""
+
+
+def add_decode_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "decode",
+        help="explain a Gotalk byte stream field by field",
+        description=DECODE_DESCRIPTION,
+        epilog=DECODE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "file", nargs="?", default="-", metavar="FILE|-", help="the bytes to read; - or nothing: standard input"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per message per line (keys below)")
+    parser.add_argument(
+        "--no-version",
+        dest="expect_version",
+        action="store_false",
+        help='the stream does not start with the version "01" (e.g. bytes cut from the middle of a conversation)',
+    )
+    parser.set_defaults(run=cmd_decode)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    try:
+        data = _read_input(args.file)
+    except OSError as error:
+        _complain(f"cannot read {args.file}: {error.strerror or error}")
+        return EXIT_FAILED
+    # The whole input is already in memory, so the payload limit protects nothing here;
+    # raising it to the input size lets a size field that overruns the input be reported
+    # as the truncation it is.
+    annotation = annotate_stream(
+        data, expect_version=args.expect_version, max_payload_size=max(len(data), DEFAULT_MAX_PAYLOAD_SIZE)
+    )
+    out = sys.stdout
+    if args.json:
+        for message in annotation.messages:
+            # ASCII-only JSON survives any terminal encoding and stays valid JSON.
+            out.write(json.dumps(to_dict(message)) + "\n")
+    else:
+        _tolerate_any_text(out)
+        out.write(format_annotation(annotation))
+    out.flush()
+    if annotation.error is not None:
+        _complain(f"invalid input at {annotation.error.describe()}")
+        return EXIT_INVALID_INPUT
+    return EXIT_OK
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    with open(name, "rb") as source:
+        return source.read()
+
+
+# -- the human-readable format ----------------------------------------------
+
+
+def _cut_display(raw: bytes) -> str:
+    """``show_bytes(raw)``, with the middle left out (and counted) when it would be long."""
+    pieces = [show_bytes(raw[i : i + 1]) for i in range(len(raw))]
+    if sum(map(len, pieces)) <= RAW_HEAD_CHARS + RAW_TAIL_CHARS + 4:
+        return "".join(pieces)
+    head, used = 0, 0
+    while used + len(pieces[head]) <= RAW_HEAD_CHARS:
+        used += len(pieces[head])
+        head += 1
+    tail, used = 0, 0
+    while used + len(pieces[-1 - tail]) <= RAW_TAIL_CHARS:
+        used += len(pieces[-1 - tail])
+        tail += 1
+    hidden = len(pieces) - head - tail
+    return "".join(pieces[:head]) + f" …{hidden} bytes hidden… " + "".join(pieces[len(pieces) - tail :])
+
+
+def _value_display(field: Field) -> str:
+    if field.cut_short:
+        return "(cut short)"
+    if field.name == "payload":
+        return field.hint or ""
+    if isinstance(field.value, bytes):
+        return _cut_display(field.value)
+    if isinstance(field.value, str):
+        return _cut_display(field.value.encode("utf-8")) if not field.value.isprintable() else field.value
+    return str(field.value)
+
+
+def _rows(fields: list[Field]) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (
+            f"[{field.start}:{field.end}]",
+            _cut_display(field.raw) if field.raw else "(none)",
+            field.name,
+            _value_display(field),
+            field.meaning,
+        )
+        for field in fields
+    ]
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    """Rows as aligned columns; the last column (the meaning) is left ragged."""
+    if not rows:
+        return ""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        lines.append("  " + "  ".join(cells + [row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def format_message(annotated: AnnotatedMessage) -> str:
+    """One block: a header line (range, kind, length, summary), then one row per field."""
+    size = f"{annotated.length} byte" + ("" if annotated.length == 1 else "s")
+    header = f"[{annotated.offset}:{annotated.end}] {annotated.kind}, {size}: {annotated.summary}\n"
+    return header + _table(_rows(annotated.fields))
+
+
+def format_annotation(annotation: Annotation) -> str:
+    """Every message as a block, blank lines between; then the unreadable bytes, if any."""
+    blocks = [format_message(message) for message in annotation.messages]
+    error = annotation.error
+    if error is not None:
+        where = f"[{annotation.trailing_offset}:{annotation.size}]"
+        header = f"{where} not a whole message: reading stopped at byte {error.offset}\n"
+        rows = _rows(annotation.unfinished)
+        valid_end = annotation.unfinished[-1].end if annotation.unfinished else annotation.trailing_offset
+        unread = annotation.trailing[valid_end - annotation.trailing_offset :]
+        shown = _cut_display(unread) if unread else "(end of input)"
+        rows.append((f"[{valid_end}:{annotation.size}]", shown, "unread", "", error.describe()))
+        blocks.append(header + _table(rows))
+    return "\n".join(blocks)
+
+
+# -- plumbing ---------------------------------------------------------------
+
+
+def _complain(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr)
+
+
+def _tolerate_any_text(stream: TextIO) -> None:
+    # Names and meanings may hold characters the terminal's encoding lacks; show them
+    # escaped rather than dying halfway through a conversation.
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
+#: Every subcommand, as the function that adds its parser. Each one calls
+#: ``parser.set_defaults(run=cmd_...)``; serve, request and tap live in cli_network.
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_decode_parser,
+    cli_network.add_parsers,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Learn and experiment with the Gotalk protocol: decode bytes, serve and call the demo operations.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_parser in COMMANDS:
+        add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # The reader (e.g. `head`) has gone: stop quietly. Point stdout at /dev/null so
+        # that the interpreter's final flush does not raise the same error again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

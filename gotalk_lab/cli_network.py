@@ -1,0 +1,243 @@
+"""The networked ``gotalk-lab`` commands: ``serve``, ``request`` and ``tap``.
+
+Each command is a parser block plus an async body; ``cli.py`` registers them.
+They use the public peer API only and print for people: results on stdout,
+problems on stderr as one line, exit status 1 for a failed request or an
+unreachable address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from . import demo
+from .connect import DEFAULT_HOST, connect, parse_address, serve
+from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
+from .errors import GotalkError
+from .peer import ConnectionClosed, RequestError
+from .tap import Tap
+from .trace import OUT, event_to_json
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (host 127.0.0.1); ``[::1]:PORT`` for IPv6."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or DEFAULT_HOST
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port {number} is out of range 0..65535")
+    return host, number
+
+
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def add_parsers(commands) -> None:
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve the demo operations over TCP and/or WebSocket",
+        description="Serve the demo operations (echo, greet, fail, sleep, ping, callback, upper-stream, hello) "
+        "until interrupted. Port 0 picks a free port; the bound addresses are printed as 'listening ...' lines.",
+    )
+    serve_parser.add_argument("--tcp", type=host_port, metavar="HOST:PORT", help="TCP address (default host 127.0.0.1)")
+    serve_parser.add_argument("--ws", type=host_port, metavar="HOST:PORT", help="WebSocket address; endpoint /gotalk/")
+    serve_parser.add_argument("--buffer-limit", type=int, metavar="N", default=256, help="single requests handled at once (default 256); over it: RetryResult")
+    serve_parser.add_argument("--stream-limit", type=int, metavar="N", default=64, help="stream requests handled at once (default 64; 0 refuses streams)")
+    serve_parser.add_argument("--read-timeout", type=float, metavar="SECONDS", help="close idle connections with f00000003")
+    serve_parser.add_argument("--heartbeat", type=float, metavar="SECONDS", help="send a heartbeat at this interval")
+    serve_parser.add_argument("--max-payload", type=int, metavar="BYTES", default=DEFAULT_MAX_PAYLOAD_SIZE, help="largest payload accepted (default 64 MiB)")
+    serve_parser.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="also accept WebSocket connections from pages at ORIGIN (default: loopback origins only); repeatable",
+    )
+    serve_parser.set_defaults(run=cmd_serve)
+
+    request_parser = commands.add_parser(
+        "request",
+        help="send one request (or a stream request) and print the result",
+        description="Send OP with PAYLOAD to ADDRESS (tcp://HOST:PORT or ws://HOST:PORT/PATH) and print the result "
+        "payload. An ErrorResult prints its text on stderr and exits 1. This side serves the demo operations too, "
+        "so 'callback' works.",
+    )
+    request_parser.add_argument("address")
+    request_parser.add_argument("operation", metavar="OP")
+    request_parser.add_argument("payload", nargs="?", default="", metavar="PAYLOAD", help="text to send ('-' reads stdin)")
+    request_parser.add_argument("--json", action="store_true", help="PAYLOAD is JSON (checked before sending); the result is printed as indented JSON")
+    request_parser.add_argument("--stream", nargs="+", metavar="PART", help="send a stream request with these parts (PAYLOAD, if any, goes first); print each result part on its own line")
+    request_parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)")
+    request_parser.set_defaults(run=cmd_request)
+
+    tap_parser = commands.add_parser(
+        "tap",
+        help="a recording proxy between two other Gotalk programs",
+        description="Listen on --listen, forward every connection to --upstream, print each frame as it passes "
+        "('->' from the connecting program, '<-' from upstream) and append it to --trace as JSON lines.",
+    )
+    tap_parser.add_argument("--listen", type=host_port, required=True, metavar="HOST:PORT")
+    tap_parser.add_argument("--upstream", type=host_port, required=True, metavar="HOST:PORT")
+    tap_parser.add_argument("--trace", metavar="FILE", help="write every frame as a JSON line (with its connection number)")
+    tap_parser.set_defaults(run=cmd_tap)
+
+
+def _print(*parts, file=None) -> None:
+    print(*parts, file=file or sys.stdout, flush=True)
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
+            pass
+    await stop.wait()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.tcp is None and args.ws is None:
+        _print("gotalk-lab serve: give --tcp HOST:PORT and/or --ws HOST:PORT", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    addresses = []
+    if args.tcp:
+        addresses.append(f"tcp://{_join(*args.tcp)}")
+    if args.ws:
+        addresses.append(f"ws://{_join(*args.ws)}/gotalk/")
+    try:
+        server = await serve(
+            addresses,
+            demo.handlers(),
+            allow_origins=args.allow_origin,
+            max_requests=args.buffer_limit,
+            max_streams=args.stream_limit,
+            read_timeout=args.read_timeout,
+            heartbeat_interval=args.heartbeat,
+            max_payload_size=args.max_payload,
+            trace=False,  # a long-running server keeps no history; use `tap` to watch
+        )
+    except OSError as error:
+        _print(f"gotalk-lab serve: cannot listen: {error}", file=sys.stderr)
+        return 1
+
+    def connected(peer) -> None:
+        _print(f"connected {peer.name}", file=sys.stderr)
+        peer._closed.add_done_callback(lambda _: _print(f"closed {peer.name}: {peer.close_reason}", file=sys.stderr))
+
+    server.on_connect(connected)
+    for address in server.addresses:
+        _print(f"listening {address}")
+    await _until_interrupted()
+    await server.close()
+    return 0
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    payload = sys.stdin.buffer.read() if args.payload == "-" else args.payload.encode("utf-8")
+    if args.json and payload:
+        try:
+            json.loads(payload)
+        except ValueError as error:
+            _print(f"gotalk-lab request: PAYLOAD is not JSON: {error}", file=sys.stderr)
+            return 2
+    try:
+        return asyncio.run(asyncio.wait_for(_request(args, payload), args.timeout))
+    except asyncio.TimeoutError:
+        _print(f"gotalk-lab request: no answer within {args.timeout:g} s", file=sys.stderr)
+        return 1
+
+
+async def _request(args: argparse.Namespace, payload: bytes) -> int:
+    try:
+        parse_address(args.address)
+    except ValueError as error:
+        _print(f"gotalk-lab request: {error}", file=sys.stderr)
+        return 2
+    try:
+        peer = await connect(args.address, demo.handlers())
+    except (OSError, GotalkError, TimeoutError) as error:
+        _print(f"gotalk-lab request: cannot connect to {args.address}: {error}", file=sys.stderr)
+        return 1
+    try:
+        if args.stream is not None:
+            parts = ([payload] if payload else []) + [part.encode("utf-8") for part in args.stream]
+            async with peer.stream_request(args.operation) as stream:
+                for part in parts:
+                    await stream.send(part)
+                await stream.end()
+                async for result in stream:
+                    _write_result(result, args.json)
+        else:
+            _write_result(await peer.request_bytes(args.operation, payload), args.json)
+        return 0
+    except RequestError as error:
+        _print(error.text, file=sys.stderr)
+        return 1
+    except ConnectionClosed as error:
+        _print(f"gotalk-lab request: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await peer.close()
+
+
+def _write_result(payload: bytes, as_json: bool) -> None:
+    if as_json and payload:
+        try:
+            _print(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
+            return
+        except ValueError:
+            pass  # not JSON after all: show the bytes as they came
+    out = sys.stdout.buffer
+    out.write(payload)
+    if not payload.endswith(b"\n"):
+        out.write(b"\n")
+    out.flush()
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    return asyncio.run(_tap(args))
+
+
+async def _tap(args: argparse.Namespace) -> int:
+    from .annotate import annotate
+
+    tap = Tap(*args.upstream)
+    trace_file = open(args.trace, "a", encoding="utf-8") if args.trace else None
+
+    def frame(connection: int, event) -> None:
+        arrow = "->" if event.direction == OUT else "<-"
+        _print(f"[{connection}] {event.time * 1000:9.3f} ms {arrow} {annotate(event.message).summary}")
+        if trace_file is not None:
+            trace_file.write(json.dumps({"conn": connection, **event_to_json(event)}) + "\n")
+            trace_file.flush()
+
+    def violation(connection: int, direction: str, error) -> None:
+        side = "connecting program" if direction == OUT else "upstream"
+        _print(f"[{connection}] invalid bytes from the {side}: {error} (still forwarded, no longer decoded)", file=sys.stderr)
+
+    tap.on_frame(frame)
+    tap.on_violation(violation)
+    try:
+        address = await tap.listen(*args.listen)
+    except OSError as error:
+        _print(f"gotalk-lab tap: cannot listen: {error}", file=sys.stderr)
+        return 1
+    _print(f"listening tcp://{address} -> upstream tcp://{_join(*args.upstream)}")
+    try:
+        await _until_interrupted()
+    finally:
+        await tap.close()
+        if trace_file is not None:
+            trace_file.close()
+    return 0
