@@ -1,0 +1,143 @@
+"""The installed `gotalk-lab serve`, `request` and `tap` commands, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gotalk_lab.trace import Trace
+
+COMMAND = Path(sys.executable).parent / "gotalk-lab"
+
+
+def _command() -> str:
+    assert COMMAND.exists(), f"the console script is not installed next to {sys.executable}"
+    return str(COMMAND)
+
+
+class Background:
+    """A long-running gotalk-lab command whose 'listening' lines we wait for."""
+
+    def __init__(self, *args: str, expect_lines: int = 1) -> None:
+        self.process = subprocess.Popen(
+            [_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines = []
+        deadline = time.monotonic() + 20
+        while len(self.lines) < expect_lines:
+            assert time.monotonic() < deadline, "no 'listening' line within 20 s"
+            line = self.process.stdout.readline()
+            assert line, f"command ended early: {self.process.stderr.read()}"
+            self.lines.append(line.strip())
+
+    def addresses(self) -> list[str]:
+        return [re.search(r"(tcp|ws)://\S+", line).group(0) for line in self.lines]
+
+    def stop(self) -> tuple[int, str, str]:
+        self.process.send_signal(signal.SIGINT)
+        out, err = self.process.communicate(timeout=10)
+        return self.process.returncode, out, err
+
+
+@pytest.fixture
+def server():
+    background = Background("serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", expect_lines=2)
+    yield background
+    if background.process.poll() is None:
+        background.stop()
+
+
+def request(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([_command(), "request", *args], input=stdin, capture_output=True, timeout=30)
+
+
+def test_serve_prints_the_bound_addresses_and_stops_cleanly(server):
+    tcp, ws = server.addresses()
+    assert re.fullmatch(r"tcp://127\.0\.0\.1:\d+", tcp) and not tcp.endswith(":0")
+    assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/gotalk/", ws)
+    assert all(line.startswith("listening ") for line in server.lines)
+    code, _, _ = server.stop()
+    assert code == 0
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["tcp", "ws"])
+def test_request_every_single_demo_operation(server, which):
+    address = server.addresses()[which]
+    assert request(address, "echo", "hello").stdout == b"hello\n"
+    greet = request(address, "greet", '{"name":"Ada"}', "--json")
+    assert json.loads(greet.stdout) == {"greeting": "Hello Ada"}
+    assert request(address, "sleep", '{"ms":5}', "--json").returncode == 0
+    assert request(address, "ping", "x").stdout == b"ping:x\n"
+    # The requesting side serves the demo operations too, so the server can call back.
+    assert request(address, "callback", "zz").stdout == b"pong:ping:zz\n"
+    streamed = request(address, "upper-stream", "--stream", "abc", "def")
+    assert streamed.stdout.splitlines() == [b"ABC", b"DEF"]
+
+
+def test_request_error_result_goes_to_stderr_with_status_1(server):
+    tcp = server.addresses()[0]
+    failed = request(tcp, "fail", "x")
+    assert (failed.returncode, failed.stdout, failed.stderr.strip()) == (1, b"", b"boom")
+    unknown = request(tcp, "no-such-op")
+    assert unknown.returncode == 1 and unknown.stderr.strip() == b'unknown operation "no-such-op"'
+
+
+def test_request_reads_stdin_and_checks_json(server):
+    tcp = server.addresses()[0]
+    assert request(tcp, "echo", "-", stdin=b"\x00\xffbinary").stdout == b"\x00\xffbinary\n"
+    bad = request(tcp, "greet", "{not json", "--json")
+    assert bad.returncode == 2 and b"not JSON" in bad.stderr
+
+
+def test_request_to_nothing_fails_with_one_line():
+    result = request("tcp://127.0.0.1:1", "echo")
+    assert result.returncode == 1
+    assert result.stderr.decode().count("\n") == 1 and "cannot connect" in result.stderr.decode()
+    assert request("http://127.0.0.1:1", "echo").returncode == 2
+
+
+def test_serve_limits_reach_the_peer():
+    background = Background("serve", "--tcp", "127.0.0.1:0", "--stream-limit", "0")
+    try:
+        refused = request(background.addresses()[0], "upper-stream", "--stream", "a")
+        assert refused.returncode == 1 and refused.stderr.strip() == b"stream requests not supported"
+    finally:
+        background.stop()
+
+
+def test_serve_needs_an_address():
+    result = subprocess.run([_command(), "serve"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "--tcp" in result.stderr
+
+
+def test_tap_prints_and_records_frames_between_two_programs(server, tmp_path):
+    upstream = server.addresses()[0].removeprefix("tcp://")
+    trace_file = tmp_path / "tap.jsonl"
+    tap = Background("tap", "--listen", "127.0.0.1:0", "--upstream", upstream, "--trace", str(trace_file))
+    try:
+        through = tap.addresses()[0]
+        assert request(through, "callback", "q").stdout == b"pong:ping:q\n"
+        deadline = time.monotonic() + 10
+        while trace_file.read_text().count("\n") < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        code, printed, _ = tap.stop()
+    assert code == 0
+    frame_lines = [line for line in printed.splitlines() if line.startswith("[1]")]
+    assert [line.split()[3] for line in frame_lines] == ["->", "<-", "->", "<-", "->", "<-"]
+    assert "callback" in frame_lines[2] and "ping" in frame_lines[3] and "pong:ping:q" in frame_lines[5]
+    records = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    assert {record["conn"] for record in records} == {1}
+    trace = Trace.from_json(records)
+    assert [type(event.message).__name__ for event in trace] == [
+        "ProtocolVersion", "ProtocolVersion", "SingleRequest", "SingleRequest", "SingleResult", "SingleResult",
+    ]
+    outcomes = sorted((exchange.operation, exchange.outcome) for exchange in trace.exchanges.values())
+    assert outcomes == [("callback", "result"), ("ping", "result")]
