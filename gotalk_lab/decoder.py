@@ -28,6 +28,8 @@ from .wire import (
     StreamRequest,
     StreamRequestPart,
     StreamResult,
+    encode_header,
+    payload_of,
 )
 
 #: Largest payload accepted by default. The wire allows 4 GiB; a learning kit
@@ -51,7 +53,6 @@ _LOAD_TIME = re.compile(rb"([0-9a-fA-F]{4})" + _H8)  # h
 _CODE = re.compile(_H8)  # f
 
 _ID_SIZE_CLASSES = {ord("R"): SingleResult, ord("S"): StreamResult, ord("E"): ErrorResult, ord("p"): StreamRequestPart}
-_REQUEST_CLASSES = {ord("r"): SingleRequest, ord("s"): StreamRequest}
 
 #: Header fields per type byte, in wire order: (field name, size in bytes or
 #: None for the name whose size comes from the field before, kind). Shared with
@@ -198,96 +199,114 @@ class Decoder:
     # -- the message loop -----------------------------------------------------
 
     def _parse(self, buf: bytes, out: list) -> None:
-        """Decode whole messages from ``buf``; keep the unfinished tail."""
+        """Decode whole messages from ``buf``; keep the unfinished tail.
+
+        The hot loop: one regex match validates a header's fixed fields, and a
+        message is built straight from its slices. Anything the fast path does
+        not accept (a wrong byte, a header cut short, a payload over the limit)
+        ends the loop and ``_locate`` decides whether to raise or wait.
+        """
         limit = self.max_payload_size
         located = self._located
+        base = self._base
+        append = out.append
         end = len(buf)
         pos = 0
+        held = None  # (class, leading fields, payload start, payload stop) of a payload still arriving
         while pos < end:
-            t = buf[pos]
-            cls = _ID_SIZE_CLASSES.get(t)
-            if cls is not None:
+            kind = buf[pos]
+            cls = _ID_SIZE_CLASSES.get(kind)
+            if cls is not None:  # R S E p: request ID, payload size
                 m = _ID_SIZE.match(buf, pos + 1)
                 if m is None:
                     break
-                leading = (m.group(1),)
-                size = int(m.group(2), 16)
+                request_id, size_field = m.groups()
                 start = pos + 13
-            elif t in _REQUEST_CLASSES:
-                cls = _REQUEST_CLASSES[t]
+                stop = start + int(size_field, 16)
+                if stop > end or stop - start > limit:
+                    held = (cls, (request_id,), start, stop)
+                    break
+                message = cls(request_id, buf[start:stop])
+            elif kind == 0x72 or kind == 0x73:  # r s: request ID, name size, name, payload size
                 m = _ID_NAMESIZE.match(buf, pos + 1)
                 if m is None:
                     break
-                name_end = pos + 8 + int(m.group(2), 16)
-                m2 = _SIZE.match(buf, name_end)
-                if m2 is None:
-                    break
-                try:
-                    leading = (m.group(1), buf[pos + 8 : name_end].decode())
-                except UnicodeDecodeError:
-                    break
-                size = int(m2.group(1), 16)
-                start = name_end + 8
-            elif t == 0x65:  # e
-                cls = RetryResult
-                m = _ID_WAIT_SIZE.match(buf, pos + 1)
+                request_id, name_size_field = m.groups()
+                name_end = pos + 8 + int(name_size_field, 16)
+                m = _SIZE.match(buf, name_end)
                 if m is None:
                     break
-                leading = (m.group(1), int(m.group(2), 16))
-                size = int(m.group(3), 16)
-                start = pos + 21
-            elif t == 0x6E:  # n
-                cls = Notification
+                try:
+                    operation = buf[pos + 8 : name_end].decode()
+                except UnicodeDecodeError:
+                    break
+                cls = SingleRequest if kind == 0x72 else StreamRequest
+                start = name_end + 8
+                stop = start + int(m.group(1), 16)
+                if stop > end or stop - start > limit:
+                    held = (cls, (request_id, operation), start, stop)
+                    break
+                message = cls(request_id, operation, buf[start:stop])
+            elif kind == 0x6E:  # n: name size, name, payload size
                 m = _NAMESIZE.match(buf, pos + 1)
                 if m is None:
                     break
                 name_end = pos + 4 + int(m.group(1), 16)
-                m2 = _SIZE.match(buf, name_end)
-                if m2 is None:
+                m = _SIZE.match(buf, name_end)
+                if m is None:
                     break
                 try:
-                    leading = (buf[pos + 4 : name_end].decode(),)
+                    name = buf[pos + 4 : name_end].decode()
                 except UnicodeDecodeError:
                     break
-                size = int(m2.group(1), 16)
                 start = name_end + 8
-            elif t == 0x68:  # h
+                stop = start + int(m.group(1), 16)
+                if stop > end or stop - start > limit:
+                    held = (Notification, (name,), start, stop)
+                    break
+                message = Notification(name, buf[start:stop])
+            elif kind == 0x65:  # e: request ID, wait, payload size
+                m = _ID_WAIT_SIZE.match(buf, pos + 1)
+                if m is None:
+                    break
+                request_id, wait_field, size_field = m.groups()
+                start = pos + 21
+                stop = start + int(size_field, 16)
+                if stop > end or stop - start > limit:
+                    held = (RetryResult, (request_id, int(wait_field, 16)), start, stop)
+                    break
+                message = RetryResult(request_id, int(wait_field, 16), buf[start:stop])
+            elif kind == 0x68:  # h: load, time
                 m = _LOAD_TIME.match(buf, pos + 1)
                 if m is None:
                     break
-                message = Heartbeat(int(m.group(1), 16), int(m.group(2), 16))
-                out.append(Frame(self._base + pos, buf[pos : pos + 13], message) if located else message)
-                pos += 13
-                continue
-            elif t == 0x66:  # f
+                load_field, time_field = m.groups()
+                start = stop = pos + 13
+                message = Heartbeat(int(load_field, 16), int(time_field, 16))
+            elif kind == 0x66:  # f: code
                 m = _CODE.match(buf, pos + 1)
                 if m is None:
                     break
+                start = stop = pos + 9
                 message = ProtocolError(int(m.group(1), 16))
-                out.append(Frame(self._base + pos, buf[pos : pos + 9], message) if located else message)
-                pos += 9
-                continue
             else:
                 break  # unknown type: _locate reports it
-            if size > limit:
-                break  # _locate reports it
-            stop = start + size
-            if stop > end:
+            append(Frame(base + pos, buf[pos:start], message) if located else message)
+            pos = stop
+        if held is not None:
+            cls, leading, start, stop = held
+            if stop - start <= limit:  # (over the limit: _locate reports it)
                 # The header is whole; collect the payload across feeds.
-                header = buf[pos:start]
-                self._pending = (self._base + pos, header, cls, leading)
+                self._pending = (base + pos, buf[pos:start], cls, leading)
                 self._chunks = [buf[start:]] if end > start else []
                 self._missing = stop - end
-                self._base += end
+                self._base = base + end
                 self._buf = b""
                 return
-            message = cls(*leading, buf[start:stop])
-            out.append(Frame(self._base + pos, buf[pos:start], message) if located else message)
-            pos = stop
         if pos < end:
             self._locate(buf, pos)  # raises if the bytes at pos are wrong
         self._buf = buf[pos:]
-        self._base += pos
+        self._base = base + pos
 
     def _locate(self, buf: bytes, pos: int) -> None:
         """Walk the header at ``pos`` field by field; raise at the first wrong byte.
@@ -341,15 +360,22 @@ class Decoder:
 def decode(data: bytes, *, expect_version: bool = False, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE) -> Message:
     """Decode exactly one whole message (no version preamble by default).
 
-    Raises ``ProtocolViolation`` for bad bytes, for bytes left over, and for a
-    message cut short.
+    Raises ``ProtocolViolation`` for bad bytes, for bytes left over (located at
+    the first of them), and for a message cut short.
     """
     messages = decode_all(data, expect_version=expect_version, max_payload_size=max_payload_size)
-    if expect_version:
-        messages = messages[1:]
-    if len(messages) != 1:
-        raise ProtocolViolation(0, "message", "exactly one message", f"{len(messages)} messages")
-    return messages[0]
+    skip = 1 if expect_version else 0
+    if len(messages) == skip + 1:
+        return messages[skip]
+    if len(messages) == skip:
+        error = ProtocolViolation(len(data), "message", "one message", "end of input")
+    else:
+        first_end = sum(_wire_length(message) for message in messages[: skip + 1])
+        error = ProtocolViolation(
+            first_end, "message", "end of input after one message", f"{len(messages) - skip - 1} more message(s)"
+        )
+    error.messages = messages
+    raise error
 
 
 def decode_all(data: bytes, *, expect_version: bool = True, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE) -> list[Message]:
@@ -361,16 +387,41 @@ def decode_all(data: bytes, *, expect_version: bool = True, max_payload_size: in
 
 
 def check_complete(decoder: Decoder, messages: list) -> None:
-    """Raise a located violation if ``decoder`` holds an unfinished message."""
-    if decoder.buffered or (decoder._need_version and decoder.error is None):
-        error = ProtocolViolation(decoder.offset, _unfinished_field(decoder), "more bytes", "end of input")
-        error.messages = messages
-        raise error
+    """Raise a located violation if ``decoder`` holds an unfinished message.
 
-
-def _unfinished_field(decoder: Decoder) -> str:
+    The offset is where the input ends (the first byte missing) and the field is
+    the one cut short; ``expected`` names the message that is unfinished.
+    """
+    if not (decoder.buffered or (decoder._need_version and decoder.error is None)):
+        return
+    end_of_input = decoder._base + len(decoder._buf)
     if decoder._need_version:
-        return "version"
-    if decoder._pending is not None:
-        return "payload"
-    return "header"
+        field, expected = "version", "the 2-digit protocol version"
+    elif decoder._pending is not None:
+        field = "payload"
+        expected = f"{decoder._missing} more payload bytes of the message at byte {decoder._pending[0]}"
+    else:
+        field = _cut_field(decoder._buf)
+        expected = f"the rest of the header that starts at byte {decoder._base}"
+    error = ProtocolViolation(end_of_input, field, expected, "end of input")
+    error.messages = messages
+    raise error
+
+
+def _cut_field(header: bytes) -> str:
+    """The field in which ``header`` (valid so far, but unfinished) is cut short."""
+    cursor = 0
+    name_size = 0
+    for field, size, kind in LAYOUTS[header[:1]]:
+        if kind == "name":
+            size = name_size
+        if cursor + size > len(header):
+            return field
+        if field == "name_size":
+            name_size = int(header[cursor : cursor + size], 16)
+        cursor += size
+    return "header"  # pragma: no cover (a whole header is never left unfinished)
+
+
+def _wire_length(message: Message) -> int:
+    return len(encode_header(message)) + len(payload_of(message))

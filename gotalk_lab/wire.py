@@ -36,7 +36,7 @@ class ProtocolErrorCode(enum.IntEnum):
 
 
 def _short(payload: bytes, limit: int = 48) -> str:
-    """A payload as a Python literal, cut in the middle when long."""
+    """A payload as a Python literal; past ``limit`` bytes, cut and followed by how many more."""
     if len(payload) <= limit:
         return repr(payload)
     return f"{payload[:limit]!r}...(+{len(payload) - limit} bytes)"
@@ -230,7 +230,10 @@ def _check_uint(field: str, value: int, maximum: int) -> int:
 def _name_bytes(field: str, name: str) -> bytes:
     if not isinstance(name, str):
         raise EncodeError(f"{field} must be a str, got {type(name).__name__}")
-    raw = name.encode("utf-8")
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate has no UTF-8 form
+        raise EncodeError(f"{field} is not valid Unicode: {error.reason} at character {error.start}") from None
     if len(raw) > MAX_NAME_SIZE:
         raise EncodeError(
             f"{field} is {len(raw)} bytes of UTF-8; the 3-hex-digit size allows at most {MAX_NAME_SIZE}"

@@ -1,0 +1,113 @@
+"""Fixtures shared by the gotalk_lab test modules; each group is marked by a heading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conformance import Transcript, load_transcript
+
+# -- conformance transcripts ----------------------------------------------------
+# The repository is cloned with shared/ beside it; GOTALK_CONFORMANCE_DIR points
+# elsewhere. A missing directory fails the tests that need it: silently skipping
+# them would let a broken checkout look green.
+
+CONFORMANCE_DIR_VARIABLE = "GOTALK_CONFORMANCE_DIR"
+
+
+def conformance_dir() -> Path:
+    """Where the transcripts are: the environment override, else ../shared/conformance."""
+    override = os.environ.get(CONFORMANCE_DIR_VARIABLE)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+
+
+def conformance_paths() -> list[Path]:
+    """Every transcript file, sorted; empty when the directory is missing or empty."""
+    directory = conformance_dir()
+    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+
+
+def fail_without_conformance() -> None:
+    if not conformance_paths():
+        pytest.fail(
+            f"no conformance transcripts (*.json) in {conformance_dir()}: clone the repository "
+            f"with shared/ beside it, or set {CONFORMANCE_DIR_VARIABLE} to the transcripts' folder",
+            pytrace=False,
+        )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test asking for ``conformance_transcript`` runs once per transcript file."""
+    if "conformance_transcript" in metafunc.fixturenames:
+        # One placeholder parameter when none are found, so that the test fails
+        # (in the fixture below) instead of being skipped for an empty list.
+        paths = conformance_paths() or [None]
+        ids = [path.stem if path else "missing-conformance-dir" for path in paths]
+        metafunc.parametrize("conformance_transcript", paths, ids=ids, indirect=True)
+
+
+@pytest.fixture
+def conformance_files() -> list[Path]:
+    """Paths of all transcript files; fails the test when there are none."""
+    fail_without_conformance()
+    return conformance_paths()
+
+
+@pytest.fixture
+def conformance_transcript(request: pytest.FixtureRequest) -> Transcript:
+    """One transcript per test run (parametrized by ``pytest_generate_tests``)."""
+    fail_without_conformance()
+    return load_transcript(request.param)
+
+
+@pytest.fixture
+def transcript_named(conformance_files: list[Path]):
+    """Load a transcript by file stem, e.g. ``transcript_named("06-bidirectional")``."""
+    by_stem = {path.stem: path for path in conformance_files}
+
+    def load(stem: str) -> Transcript:
+        if stem not in by_stem:
+            pytest.fail(f"conformance transcript {stem}.json not found in {conformance_dir()}", pytrace=False)
+        return load_transcript(by_stem[stem])
+
+    return load
+
+
+@pytest.fixture
+def protocol_document() -> str:
+    """The text of PROTOCOL.md: beside the conformance folder, else in the shared/ beside the repository."""
+    candidates = [
+        conformance_dir().parent / "PROTOCOL.md",
+        Path(__file__).resolve().parents[1].parent / "shared" / "PROTOCOL.md",
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    pytest.fail(f"PROTOCOL.md not found (looked at {', '.join(map(str, candidates))})", pytrace=False)
+
+
+# -- async tests (peer layer) -----------------------------------------------------
+# There is no pytest-asyncio here: an ``async def`` test runs in a fresh event
+# loop with ``asyncio.run``, bounded so that a hung peer fails its test instead
+# of stalling the whole run.
+
+import asyncio as _asyncio
+import inspect as _inspect
+
+#: Seconds an async test may take; far above what any test needs when nothing hangs.
+ASYNC_TEST_TIMEOUT = 30.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """Run ``async def`` tests in their own event loop, within ``ASYNC_TEST_TIMEOUT``."""
+    function = pyfuncitem.obj
+    if not _inspect.iscoroutinefunction(function):
+        return None
+    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    _asyncio.run(_asyncio.wait_for(function(**arguments), ASYNC_TEST_TIMEOUT))
+    return True
