@@ -34,6 +34,19 @@ from .wire import (
 
 __version__ = "0.1.0"
 
+# The lab layer imports ipywidgets and anywidget; load it only when asked for, so
+# the codec, the peer and the command line start without Jupyter.
+_LAZY = {"widgets": None, "show": "show", "lab": "lab"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import widgets
+
+        return widgets if _LAZY[name] is None else getattr(widgets, _LAZY[name])
+    raise AttributeError(f"module 'gotalk_lab' has no attribute {name!r}")
+
+
 __all__ = [
     # codec
     "PROTOCOL_VERSION",
@@ -80,4 +93,8 @@ __all__ = [
     "IN",
     "OUT",
     "demo",
+    # lab (loaded on first use)
+    "widgets",
+    "show",
+    "lab",
 ]

@@ -59,8 +59,9 @@ def parse_address(address: str, *, default_scheme: str = "tcp") -> Address:
 async def pipe(handlers_a: Handlers | None = None, handlers_b: Handlers | None = None, **options: Any) -> tuple[Peer, Peer]:
     """Two peers connected in memory, handshake done: ``a, b = await gl.pipe()``."""
     transport_a, transport_b = pipe_transports()
-    a = Peer(handlers_a, name=options.pop("name_a", "a"), **options)
-    b = Peer(handlers_b, name=options.pop("name_b", "b"), **options)
+    name_a, name_b = options.pop("name_a", "a"), options.pop("name_b", "b")
+    a = Peer(handlers_a, name=name_a, **options)
+    b = Peer(handlers_b, name=name_b, **options)
     a.attach(transport_a)
     b.attach(transport_b)
     await asyncio.gather(a.handshake, b.handshake)

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 #: Text of the RetryResult sent when too many requests run at once (as the Go peer writes it).
 RATE_LIMIT_TEXT = b"request rate limit"
 STREAMS_DISABLED_TEXT = b"stream requests not supported"
+#: Seconds ``close`` waits for queued bytes to go out before dropping the
+#: connection. Gotalk has no closing handshake: what is still queued then is
+#: best effort, like the rest of a connection that is going away.
+CLOSE_TIMEOUT = 2.0
 
 
 class RequestError(GotalkError):
@@ -110,8 +114,9 @@ class Peer:
 
     Options: ``max_payload_size`` (larger payloads: f00000002 and close);
     ``max_requests`` / ``max_streams`` (single requests and streams handled at
-    once; over the limit the other side gets a RetryResult; ``max_streams=0``
-    refuses streams); ``retry_wait`` (min, max) ms for those RetryResults;
+    once, an answer still waiting to be written included; over the limit the
+    other side gets a RetryResult; ``max_streams=0`` refuses streams);
+    ``retry_wait`` (min, max) ms for those RetryResults;
     ``read_timeout`` seconds (f00000003 and close); ``heartbeat_interval``
     seconds; ``max_retries`` of our requests on RetryResult; ``trace`` (a
     ``Trace``, ``True`` for a new one, ``False`` for none); ``request_ids``:
@@ -145,7 +150,8 @@ class Peer:
         self.heartbeat_interval = heartbeat_interval
         self.max_retries = max_retries
         self.stream_buffer = stream_buffer
-        self.trace: Trace | None = Trace() if trace is True else (trace or None)
+        # Not ``trace or None``: an empty Trace is falsy (it has a length).
+        self.trace: Trace | None = Trace() if trace is True else (None if trace is False or trace is None else trace)
         self.request_ids = request_ids
         self.state = PeerState.HANDSHAKE
         #: Why the connection ended (None while open).
@@ -219,10 +225,20 @@ class Peer:
             detail = f": {error}" if error else ""
             self._fail(f"connection closed by the other side{detail}", cause=error)
 
-    async def close(self) -> None:
-        """Close the connection; every pending call fails with ``ConnectionClosed``."""
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Close the connection; every pending call fails with ``ConnectionClosed``.
+
+        What is already queued may go out for ``timeout`` seconds; then the
+        connection is dropped, so that a peer that never reads cannot make
+        closing hang.
+        """
         self._fail("closed by this side")
-        if self._transport is not None:
+        if self._transport is None:
+            return
+        try:
+            await asyncio.wait_for(self._transport.wait_closed(), timeout)
+        except asyncio.TimeoutError:
+            self._transport.abort()
             await self._transport.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -267,6 +283,10 @@ class Peer:
     def _check_read_timeout(self) -> None:
         if self.state is PeerState.CLOSED:
             return
+        if self._paused_by:
+            # We stopped reading ourselves (a reader of ours is behind): the
+            # connection is not idle. Count again from when reading resumes.
+            self._last_read = time.monotonic()
         idle = time.monotonic() - self._last_read
         if idle >= self.read_timeout:
             self._fail(f"nothing read for {self.read_timeout:g} s (read timeout)", send_code=ProtocolErrorCode.TIMEOUT)
@@ -311,8 +331,10 @@ class Peer:
         self._paused_by.add(id(queue))
 
     def _resume_reading(self, queue: object) -> None:
+        was_paused = bool(self._paused_by)
         self._paused_by.discard(id(queue))
-        if not self._paused_by and self._transport is not None and self.state is not PeerState.CLOSED:
+        if was_paused and not self._paused_by and self._transport is not None and self.state is not PeerState.CLOSED:
+            self._last_read = time.monotonic()  # the read timeout counts from here, not from the pause
             self._transport.resume_reading()
 
     def _check_open(self) -> None:
@@ -320,6 +342,10 @@ class Peer:
             raise ConnectionClosed(self.close_reason or "connection closed")
         if self._transport is None:
             raise GotalkError("this peer is not attached to a connection")
+
+    def _forget_request(self, request_id: bytes) -> None:
+        """Stop waiting for the answer to a request that was never sent."""
+        self._pending.pop(request_id, None)
 
     def _new_request_id(self) -> bytes:
         for _ in range(0x10000):
@@ -347,9 +373,9 @@ class Peer:
         message = SingleRequest(request_id, operation, to_payload(payload))
         future = self._loop.create_future()
         self._pending[request_id] = _Pending(operation, future, message)
-        self._send(message)
-        await self._drain()
         try:
+            self._send(message)
+            await self._drain()
             if timeout is None:
                 return await future
             return await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -510,7 +536,7 @@ class Peer:
         if self.max_requests is not None and len(self._serving) >= self.max_requests:
             self._send_retry(request_id)
             return
-        if not operation.is_async:
+        if not operation.is_async and not self._transport.write_backlogged:
             # Plain functions run inline: no task, no extra turn of the loop.
             try:
                 result = self._call(operation, message.payload)
@@ -519,8 +545,9 @@ class Peer:
             else:
                 self._send(SingleResult(request_id, result))
             return
+        # An async handler, or a plain one whose answer could not be written now.
         self._serving[request_id] = None
-        task = self._loop.create_task(self._run_async_handler(operation, request_id, message.payload))
+        task = self._loop.create_task(self._run_handler(operation, request_id, message.payload))
         self._serving[request_id] = task
         self._track(task)
 
@@ -529,19 +556,24 @@ class Peer:
         result = operation.function(argument, self) if operation.wants_peer else operation.function(argument)
         return json_payload(result) if operation.json else to_payload(result)
 
-    async def _run_async_handler(self, operation: Operation, request_id: bytes, payload: bytes) -> None:
+    async def _run_handler(self, operation: Operation, request_id: bytes, payload: bytes) -> None:
         try:
             argument = json_value(payload) if operation.json else payload
             function = operation.function
-            result = await (function(argument, self) if operation.wants_peer else function(argument))
+            result = function(argument, self) if operation.wants_peer else function(argument)
+            if operation.is_async:
+                result = await result
             reply: Message = SingleResult(request_id, json_payload(result) if operation.json else to_payload(result))
         except asyncio.CancelledError:
             raise
         except Exception as error:
             reply = ErrorResult(request_id, _error_text(error))
+        # The request keeps its slot until its answer can be written: a requester
+        # that does not read its answers meets the request limit (RetryResults)
+        # instead of filling our write buffer without bound.
+        await self._drain()
         if self._serving.pop(request_id, None) is not None and self.state is not PeerState.CLOSED:
             self._send(reply)
-            await self._drain()
 
     def _send_retry(self, request_id: bytes) -> None:
         low, high = self.retry_wait
@@ -613,8 +645,15 @@ class Peer:
         else:
             stream.finish()
 
-    def _stream_done(self, request_id: bytes) -> None:
-        self._inbound_streams.pop(request_id, None)
+    def _stream_done(self, stream: InboundStream) -> None:
+        """A stream handler has answered: forget the stream."""
+        if self._inbound_streams.get(stream.request_id) is stream:
+            del self._inbound_streams[stream.request_id]
+            if not stream.done:
+                # Answered (or failed) before the requester's end-of-stream part:
+                # its remaining parts are still on their way and must not be
+                # taken for parts of an unknown stream.
+                self._refuse_stream(stream.request_id)
 
     def _on_notification(self, message: Notification) -> None:
         for listener in self.handlers.notifications.get(message.name, ()):

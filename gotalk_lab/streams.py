@@ -98,8 +98,9 @@ class InboundStream(PartQueue):
         parts: AsyncIterator[Any] = self.__aiter__()
         if operation.json:
             parts = _json_parts(parts)
-        results = operation.function(parts, peer) if operation.wants_peer else operation.function(parts)
+        results = None
         try:
+            results = operation.function(parts, peer) if operation.wants_peer else operation.function(parts)
             async for result in results:
                 payload = json_payload(result) if operation.json else to_payload(result)
                 if payload:  # an empty part would end the stream early
@@ -115,8 +116,9 @@ class InboundStream(PartQueue):
         finally:
             self.discard = True
             self._unpause()
-            peer._stream_done(request_id)
-            await results.aclose()
+            peer._stream_done(self)
+            if results is not None:
+                await results.aclose()
 
 
 async def _json_parts(parts: AsyncIterator[bytes]) -> AsyncIterator[Any]:
@@ -128,7 +130,8 @@ class StreamRequestHandle:
     """A stream request of ours: send parts, end, and read the result parts.
 
     Use as ``async with peer.stream_request("upper-stream") as s:``; leaving the
-    block ends the request stream if you have not.
+    block ends the request stream if you have not (even when leaving by an
+    exception), and result parts not read by then are dropped.
     """
 
     def __init__(self, peer: "Peer", request_id: bytes, operation: str, results: PartQueue) -> None:
@@ -198,11 +201,21 @@ class StreamRequestHandle:
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None and self.peer.is_open:
-            await self.end()
-        if not self.results.done:
-            self.results.discard = True
-            self.results._unpause()
+        if self.peer.is_open and not self.ended:
+            if exc_type is None:
+                await self.end()
+            elif self.started:
+                # User code failed mid-stream: still end the request stream, so
+                # that the other side's handler finishes and answers. No waiting
+                # here: the block may be leaving because it was cancelled.
+                self.ended = True
+                self.peer._send(StreamRequestPart(self.request_id, b""))
+            else:
+                self.peer._forget_request(self.request_id)  # nothing was sent: nothing to end
+        # Nobody reads the results after the block: drop what is left and
+        # never keep the connection paused on their account.
+        self.results.discard = True
+        self.results._unpause()
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else ("open" if self.started else "not started")

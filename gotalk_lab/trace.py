@@ -109,6 +109,9 @@ class Trace:
         """Append one frame; returns the event (None when recording is off)."""
         if not self.enabled:
             return None
+        if self.cap == 0:  # keeps nothing: every event is dropped as it comes
+            self.dropped += 1
+            return None
         if at is None:
             at = time.monotonic() - self._started
         event = TraceEvent(self._count, at, direction, header, message)

@@ -51,6 +51,11 @@ class Transport:
     def write_buffer_size(self) -> int:
         raise NotImplementedError
 
+    @property
+    def write_backlogged(self) -> bool:
+        """True while more is queued than the high-water mark (``drain`` would wait)."""
+        return not self._writable.is_set()
+
     async def drain(self) -> None:
         """Wait until the queued bytes fall below the high-water mark."""
         if not self._writable.is_set():

@@ -1,0 +1,26 @@
+"""Widgets that show the codec and the trace: bytes, fields, timelines, a composer, a player.
+
+Each widget is a thin anywidget model whose front-end lives in ``static/``; each
+has a static HTML fallback for places with no kernel. Widgets observe traces and
+bytes; they never open connections. ``show`` and ``lab`` are the one-line entry points.
+"""
+
+from __future__ import annotations
+
+import ipywidgets
+
+from .composer import Composer
+from .dashboard import Dashboard, lab
+from .frames import FieldTable, FrameView, link
+from .player import Player
+from .timeline import Timeline
+
+
+def show(value, *, expect_version: bool | None = None, title: str | None = None) -> ipywidgets.VBox:
+    """A FrameView of ``value`` (bytes, a message, a trace event) with its linked FieldTable below."""
+    frame_view = FrameView(value, expect_version=expect_version, title=title)
+    table = FieldTable(frame_view)
+    return ipywidgets.VBox([frame_view, table])
+
+
+__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "lab", "show"]

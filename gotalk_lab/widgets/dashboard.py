@@ -1,0 +1,56 @@
+"""``lab(peer_or_trace)``: the conversation at a glance and any frame in detail.
+
+A ``Dashboard`` is a VBox: the live ``Timeline`` on top, a ``FrameView`` and its
+``FieldTable`` side by side below; clicking an arrow in the timeline shows that
+frame's bytes. It only wires existing widgets together; it never touches a
+connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..html import trace_html
+from ..trace import Trace
+from .frames import FieldTable, FrameView
+from .timeline import Timeline, with_html_fallback
+
+
+class Dashboard(widgets.VBox):
+    """The timeline of ``trace`` over a frame view and field table that follow its clicks."""
+
+    def __init__(self, trace: Trace, *, title: str | None = None, lanes: tuple[str, str] | None = None, **options: Any) -> None:
+        self.trace = trace
+        self.frame_view = FrameView()
+        self.field_table = FieldTable(self.frame_view)
+        self.timeline = Timeline(trace, title=title, lanes=lanes, frame_view=self.frame_view, **options)
+        self.frame_view.layout = widgets.Layout(flex="1 1 45%", min_width="0")
+        self.field_table.layout = widgets.Layout(flex="1 1 55%", min_width="0")
+        below = widgets.HBox([self.frame_view, self.field_table], layout=widgets.Layout(align_items="flex-start", width="100%"))
+        super().__init__([self.timeline, below], layout=widgets.Layout(width="100%"))
+
+    def close(self) -> None:
+        self.timeline.close()
+        super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return with_html_fallback(super()._repr_mimebundle_(**kwargs), trace_html(self.trace))
+
+
+def lab(peer_or_trace: Any, **options: Any) -> Dashboard:
+    """A dashboard for a peer (``lab(a)``), a tap's or a loaded ``Trace``; returns the widget.
+
+    ``options`` go to the ``Timeline`` (``title``, ``batch_interval``, ``lanes``).
+    """
+    if isinstance(peer_or_trace, Trace):
+        return Dashboard(peer_or_trace, **options)
+    trace = getattr(peer_or_trace, "trace", None)
+    if not isinstance(trace, Trace):
+        raise TypeError(f"lab() shows a peer or a Trace, not {type(peer_or_trace).__name__} (a peer made with trace=False has none)")
+    name = getattr(peer_or_trace, "name", None)
+    if name:
+        options.setdefault("title", f"peer {name}")
+        options.setdefault("lanes", (f"this side ({name})", "other side"))
+    return Dashboard(trace, **options)

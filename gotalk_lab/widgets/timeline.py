@@ -1,0 +1,528 @@
+"""The live sequence diagram of a trace: one arrow per frame, one bar per exchange.
+
+Kernel side, this module turns trace events into rows (a short label per frame)
+and exchanges into bars (each gets the lowest column free while it is open), and
+sends them to the browser in batches: the trace listener only queues an event;
+at most one flush per ``batch_interval`` sends the new rows and the exchanges
+they changed as one "append" message. A browser view asks for everything with
+"sync" and gets it in chunks. It never re-sends history unasked and never
+touches a connection; drawing is ``static/timeline.js``'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..annotate import VERSION_TYPE, show_bytes
+from ..annotate import _error_code_words  # the words the field table uses for the same codes
+from ..html import trace_html
+from ..trace import Trace, TraceEvent
+from ..wire import (
+    MAX_LOAD,
+    ErrorResult,
+    Heartbeat,
+    Notification,
+    ProtocolError,
+    ProtocolVersion,
+    RetryResult,
+    SingleRequest,
+    SingleResult,
+    StreamRequest,
+    StreamRequestPart,
+    StreamResult,
+)
+
+STATIC = Path(__file__).parent / "static"
+
+#: Rows per custom message: one message stays well under a megabyte of JSON,
+#: so a big flush or a history never blocks the comm channel for long.
+CHUNK_EVENTS = 2000
+#: Without a running event loop (a script feeding a trace by hand) a flush
+#: happens as soon as this many events wait, so nothing piles up unseen.
+SYNC_BATCH = 100
+#: While exchanges are open, look this often for ones closed without a frame
+#: (a connection that ended while they waited).
+CLOSED_CHECK_SECONDS = 1.0
+#: Payload characters shown in a row label; the full frame is one click away.
+PREVIEW_CHARS = 32
+
+#: Outcomes of an exchange that is still waiting for more frames.
+OPEN_OUTCOMES = frozenset({"pending", "retrying", "stream"})
+
+#: A row, as sent to the browser: one list per frame, in this order (lists, not
+#: dicts: a 10 000-frame history is one long JSON stream, and keys would double it).
+#:   i  event index; t  seconds since the trace started; d  "out" or "in"
+#:   y  type character ("v" for the version preamble); x  exchange id or None
+#:   id printable request ID, only when there is no exchange to take it from
+#:   op notification name (for n; an exchange's frames take its operation)
+#:   s  what the label says after the ID and operation (payload, wait, fields)
+#:   n  payload size; w  retry wait in ms (e only, else None)
+ROW_FIELDS = ("i", "t", "d", "y", "x", "id", "op", "s", "n", "w")
+#: An exchange, as sent: x id, c column, op, rq requester ("out": this side asked),
+#: k "single" or "stream", id printable request ID, a first event index, z ending
+#: event index (None: open, or closed without an answer), o outcome, lat ms from the
+#: first request to the end (None while open), r retries, w last retry wait in ms.
+EXCHANGE_FIELDS = ("x", "c", "op", "rq", "k", "id", "a", "z", "o", "lat", "r", "w")
+
+
+def type_of(message) -> str:
+    """The type character of a message, ``"v"`` for the version preamble."""
+    return VERSION_TYPE if isinstance(message, ProtocolVersion) else message.TYPE.decode()
+
+
+def payload_preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
+    """A payload in a label: JSON-looking text as is, other text quoted, binary as \\xNN."""
+    if not payload:
+        return ""
+    head = payload[: limit * 4]  # enough bytes for ``limit`` characters of any UTF-8
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut by ``head`` is not binary data.
+        cut_short = len(head) < len(payload) and error.start >= len(head) - 3
+        text = head[: error.start].decode("utf-8") if cut_short else None
+    if text is None or not (text.isprintable() or all(char.isprintable() or char in "\n\r\t" for char in text)):
+        shown = show_bytes(payload[: limit // 2])
+        return f'"{shown}{"…" if len(payload) > limit // 2 else ""}"'
+    more = len(text) > limit or len(head) < len(payload)
+    text = text[:limit].replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    if text[:1] in '{["':  # JSON objects, arrays and strings read best as they are
+        return text + ("…" if more else "")
+    return '"' + text.replace('"', '\\"') + ("…" if more else "") + '"'
+
+
+def printable_id(request_id: bytes) -> str:
+    """A request ID as a student reads it: gotalk.js's "0001" as is, the Go peer's as \\x00\\x00\\x00\\x01."""
+    if request_id.isalnum():  # bytes.isalnum is ASCII-only: the common case, without a loop
+        return request_id.decode("ascii")
+    return show_bytes(request_id)
+
+
+def frame_detail(event: TraceEvent) -> str:
+    """What a frame's label says after its request ID and operation: payload, wait or fields."""
+    message = event.message
+    cls = type(message)
+    if cls is ProtocolVersion:
+        return f"protocol version {message.version}, written first by each side"
+    if cls is Heartbeat:
+        moment = datetime.fromtimestamp(message.time, tz=timezone.utc).strftime("%H:%M:%SZ")
+        return f"load {message.load * 100 / MAX_LOAD:.0f} % at {moment}"
+    if cls is ProtocolError:
+        return f"code {message.code}: {_error_code_words(message.code)[0]}"
+    payload = message.payload
+    preview = payload_preview(payload) if payload else ""
+    if cls is RetryResult:
+        return f"wait {message.wait} ms {preview}".rstrip()
+    if not payload and (cls is StreamResult or cls is StreamRequestPart):
+        return "(end of stream)"
+    return preview
+
+
+def frame_label(event: TraceEvent) -> str:
+    """The words after the type badge on a frame's arrow: ID, operation or name, then the detail."""
+    message = event.message
+    parts = []
+    request_id = getattr(message, "request_id", None)
+    if request_id is not None:
+        parts.append(printable_id(request_id))
+    name = getattr(message, "operation", None) or getattr(message, "name", None)
+    if name:
+        parts.append(name)
+    detail = frame_detail(event)
+    if detail:
+        parts.append(detail)
+    return " ".join(parts)
+
+
+def _ends_exchange(message) -> bool:
+    cls = type(message)
+    return cls is SingleResult or cls is ErrorResult or (cls is StreamResult and not message.payload)
+
+
+class Timeline(anywidget.AnyWidget):
+    """A live sequence diagram of a ``Trace``: ``Timeline(peer.trace)`` or ``peer.timeline()``.
+
+    Two lanes (this side, the other side), time flowing down, one arrow per
+    frame; each exchange (request to last result) is a bar in its own column,
+    so multiplexed requests stand side by side. Click an arrow to select it
+    (``selected``; a ``frame_view`` given here then shows that frame). The
+    header filters by message type and operation and pauses (``paused``: new
+    frames are held, then sent on resume). ``cursor`` >= 0 shows only the
+    frames up to that event index and marks it (the ``Player`` drives it).
+    """
+
+    _esm = STATIC / "timeline.js"
+    _css = STATIC / "timeline.css"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    #: Names of the two lanes: the side that owns the trace, then the other side.
+    lanes = traitlets.List(traitlets.Unicode(), default_value=["this side", "other side"]).tag(sync=True)
+    #: True: new frames are held in the kernel (``held`` counts them) until resumed.
+    paused = traitlets.Bool(False).tag(sync=True)
+    held = traitlets.Int(0).tag(sync=True)
+    #: Event index of the clicked frame, -1 for none.
+    selected = traitlets.Int(-1).tag(sync=True)
+    #: Show frames up to this event index and mark it; -1: everything, live.
+    cursor = traitlets.Int(-1).tag(sync=True)
+    #: Frames recorded so far (sent to the browser or held), counting dropped ones.
+    frame_count = traitlets.Int(0).tag(sync=True)
+    #: Frames the trace dropped to stay under its cap, and that cap (0: none).
+    dropped = traitlets.Int(0).tag(sync=True)
+    cap = traitlets.Int(0).tag(sync=True)
+    #: Filters set from the header: type characters and operation names not drawn.
+    hidden_types = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    hidden_operations = traitlets.List(traitlets.Unicode()).tag(sync=True)
+
+    def __init__(
+        self,
+        trace: Trace,
+        *,
+        title: str | None = None,
+        batch_interval: float = 0.25,
+        frame_view: Any = None,
+        lanes: tuple[str, str] | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if trace is None:
+            raise ValueError("no trace to show: this peer was made with trace=False")
+        options: dict[str, Any] = {"title": title or "", "cap": trace.cap or 0}
+        if lanes is not None:
+            options["lanes"] = list(lanes)
+        super().__init__(**options, **kwargs)
+        self.trace = trace
+        self.batch_interval = batch_interval
+        self.frame_view = frame_view
+        self._lock = threading.RLock()
+        # Appended by the recording thread, drained by the flush: a deque makes both
+        # thread-safe, and its cap keeps a long pause from holding more than the trace.
+        self._pending: deque[TraceEvent] = deque(maxlen=trace.cap)
+        #: Exchanges as the browser knows them: open ones (dicts, by id, holding a
+        #: column) and closed ones (``EXCHANGE_FIELDS`` tuples, in the order they closed).
+        self._open: dict[int, dict] = {}
+        self._closed: dict[int, tuple] = {}
+        self._free_columns: list[int] = []  # a heap: the lowest free column first
+        self._next_column = 0
+        self._upto = -1  # index of the last event absorbed (sent, or history at creation)
+        self._seq = 0  # number of the last "append" message
+        self._flush_handle: asyncio.Handle | threading.Timer | None = None
+        self._watch_handle: asyncio.Handle | None = None
+        self._last_flush = float("-inf")
+        with self._lock:
+            self._unsubscribe = trace.subscribe(self._on_event)
+            self._absorb(list(trace.events))  # what happened before: history, not news
+            self._find_closed({})  # the connection may have ended already
+            self.frame_count = self._upto + 1
+            self.dropped = trace.dropped
+        self.on_msg(self._on_custom_message)
+        self.observe(self._on_selected, "selected")
+        self.observe(self._on_paused, "paused")
+
+    # -- from the trace to rows and exchanges -------------------------------------
+
+    def _on_event(self, event: TraceEvent) -> None:
+        # The peer's hot path: queue only. Everything else waits for the flush.
+        self._pending.append(event)
+        handle = self._flush_handle
+        if handle is None:
+            self._schedule_flush()
+        elif type(handle) is threading.Timer and len(self._pending) >= SYNC_BATCH:
+            self.flush()
+
+    def _schedule_flush(self) -> None:
+        with self._lock:
+            if self._flush_handle is not None:
+                return
+            delay = max(0.0, self._last_flush + self.batch_interval - time.monotonic())
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                self._flush_handle = loop.call_later(delay, self._scheduled_flush)
+            elif delay == 0.0:
+                self.flush()
+            else:
+                # No loop: a timer thread flushes what is left once the interval is over.
+                timer = threading.Timer(delay, self._scheduled_flush)
+                timer.daemon = True
+                self._flush_handle = timer
+                timer.start()
+
+    def _scheduled_flush(self) -> None:
+        with self._lock:
+            self._flush_handle = None
+            self.flush()
+
+    def _allocate_column(self) -> int:
+        if self._free_columns:
+            return heapq.heappop(self._free_columns)
+        self._next_column += 1
+        return self._next_column - 1
+
+    def _close_exchange(self, record: dict, outcome: str, end_index: int | None, end_time: float | None) -> tuple:
+        record["o"] = outcome
+        record["z"] = end_index
+        if end_time is not None:
+            record["lat"] = round((end_time - record.pop("started")) * 1000, 3)
+        heapq.heappush(self._free_columns, record["c"])
+        del self._open[record["x"]]
+        # Closed for good: kept as a tuple of plain values, which the garbage collector
+        # stops tracking, so that thousands of them cost the kernel nothing per collection.
+        closed = tuple(record[key] for key in EXCHANGE_FIELDS)
+        self._closed[record["x"]] = closed
+        return closed
+
+    def _absorb(self, events: list[TraceEvent]) -> tuple[list[list], dict[int, Any]]:
+        """Rows for new events, columns for new exchanges; returns (rows, changed exchanges)."""
+        rows: list[list] = []
+        changed: dict[int, Any] = {}
+        open_records = self._open
+        for event in events:
+            if event.index <= self._upto:
+                continue  # already absorbed (subscribed while copying the history)
+            self._upto = event.index
+            message = event.message
+            exchange_id = event.exchange
+            if exchange_id is not None:
+                record = open_records.get(exchange_id)
+                cls = type(message)
+                if record is None and exchange_id not in self._closed:
+                    exchange = self.trace.exchanges.get(exchange_id)
+                    record = {
+                        "x": exchange_id,
+                        "c": self._allocate_column(),
+                        "op": getattr(message, "operation", None) or (exchange.operation if exchange else ""),
+                        "rq": exchange.requester if exchange else event.direction,
+                        "k": exchange.kind if exchange else "single",
+                        "id": printable_id(message.request_id),
+                        "a": event.index,
+                        "z": None,
+                        "o": "pending",
+                        "lat": None,
+                        "r": 0,
+                        "w": None,
+                        "started": exchange.started if exchange else event.time,
+                    }
+                    open_records[exchange_id] = record
+                elif record is not None and (cls is SingleRequest or cls is StreamRequest):
+                    record["r"] += 1  # the same request again, after a RetryResult
+                    record["o"] = "pending"
+                if record is not None:
+                    if cls is RetryResult:
+                        record["o"] = "retrying"
+                        record["w"] = message.wait
+                    elif cls is StreamResult and message.payload:
+                        record["o"] = "stream"
+                    elif _ends_exchange(message):
+                        outcome = "error" if cls is ErrorResult else "result"
+                        changed[exchange_id] = self._close_exchange(record, outcome, event.index, event.time)
+                        record = None
+                    if record is not None:
+                        changed[exchange_id] = record
+            rows.append(self._row(event, exchange_id is not None))
+        return rows, changed
+
+    @staticmethod
+    def _row(event: TraceEvent, in_exchange: bool) -> list:
+        """A frame as ``ROW_FIELDS``; a frame of a known exchange takes ID and operation from it."""
+        message = event.message
+        cls = type(message)
+        request_id = getattr(message, "request_id", None)
+        return [
+            event.index,
+            round(event.time, 6),
+            event.direction,
+            VERSION_TYPE if cls is ProtocolVersion else message.TYPE.decode(),
+            event.exchange if in_exchange else None,
+            None if in_exchange or request_id is None else printable_id(request_id),
+            message.name if cls is Notification else None,
+            frame_detail(event),
+            len(getattr(message, "payload", b"")),
+            message.wait if cls is RetryResult else None,
+        ]
+
+    def _find_closed(self, changed: dict[int, Any]) -> None:
+        """Exchanges the trace closed without a frame (the connection ended while they waited)."""
+        for exchange_id, record in list(self._open.items()):
+            exchange = self.trace.exchanges.get(exchange_id)
+            if exchange is None:  # dropped by the trace's cap while open
+                changed[exchange_id] = self._close_exchange(record, "dropped", None, None)
+            elif exchange.ended is not None and exchange.outcome not in OPEN_OUTCOMES and (
+                not exchange.events or exchange.events[-1] <= self._upto
+            ):
+                changed[exchange_id] = self._close_exchange(record, exchange.outcome, None, exchange.ended)
+
+    def _forget_dropped(self) -> None:
+        """Let closed exchanges go once the trace has dropped all of their frames."""
+        events = self.trace.events
+        first_kept = events[0].index if events else self._upto + 1
+        closed = self._closed
+        a, z = EXCHANGE_FIELDS.index("a"), EXCHANGE_FIELDS.index("z")
+        while closed:
+            exchange_id = next(iter(closed))
+            if max(closed[exchange_id][a], closed[exchange_id][z] or 0) >= first_kept:
+                break
+            del closed[exchange_id]
+
+    # -- to the browser -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send what is new now (normally done for you, at most once per ``batch_interval``)."""
+        with self._lock:
+            if isinstance(self._flush_handle, (asyncio.Handle, threading.Timer)):
+                self._flush_handle.cancel()
+            self._flush_handle = None
+            self._last_flush = time.monotonic()
+            if self.paused:
+                self.held = len(self._pending)
+                self.frame_count = self._upto + 1 + self.held
+                return
+            pending = self._pending
+            events = [pending.popleft() for _ in range(len(pending))]
+            rows, changed = self._absorb(events)
+            self._find_closed(changed)
+            if self.trace.dropped != self.dropped:
+                self._forget_dropped()
+            exchanges = [_as_list(record) for record in changed.values()]
+            for start in range(0, max(len(rows), 1 if exchanges else 0), CHUNK_EVENTS):
+                self._seq += 1
+                self.send(
+                    {
+                        "kind": "append",
+                        "seq": self._seq,
+                        "events": rows[start : start + CHUNK_EVENTS],
+                        # Exchanges go first: the browser finds a row's exchange when the row arrives.
+                        "exchanges": exchanges if start == 0 else [],
+                        "dropped": self.trace.dropped,
+                    }
+                )
+            self.held = 0
+            self.frame_count = self._upto + 1
+            self.dropped = self.trace.dropped
+            self._watch_for_closed()
+
+    def _watch_for_closed(self) -> None:
+        if not self._open or self._watch_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._watch_handle = loop.call_later(CLOSED_CHECK_SECONDS, self._watch_fired)
+
+    def _watch_fired(self) -> None:
+        self._watch_handle = None
+        self.flush()
+
+    def _on_custom_message(self, _widget: Any, content: dict, _buffers: list) -> None:
+        if isinstance(content, dict) and content.get("kind") == "sync":
+            self.send_history(str(content.get("token", "")))
+
+    def send_history(self, token: str = "") -> int:
+        """Answer a view's "sync": every frame sent so far, in chunks; returns the chunk count."""
+        with self._lock:
+            upto = self._upto
+            known = self._closed.keys() | self._open.keys()
+            rows = [self._row(e, e.exchange in known) for e in list(self.trace.events) if e.index <= upto]
+            records = sorted(
+                [list(record) for record in self._closed.values()] + [_as_list(record) for record in self._open.values()]
+            )
+            seq = self._seq
+            parts = max(1, -(-max(len(rows), len(records)) // CHUNK_EVENTS))
+            for part in range(parts):
+                window = slice(part * CHUNK_EVENTS, (part + 1) * CHUNK_EVENTS)
+                self.send(
+                    {
+                        "kind": "history",
+                        "token": token,
+                        "seq": seq,
+                        "part": part,
+                        "parts": parts,
+                        "events": rows[window],
+                        "exchanges": records[window],
+                        "dropped": self.trace.dropped,
+                    }
+                )
+            return parts
+
+    # -- reacting to the browser ------------------------------------------------------
+
+    def _on_paused(self, change: dict) -> None:
+        if not change["new"]:
+            self.flush()  # resume: everything held goes now, in chunks
+
+    def _on_selected(self, change: dict) -> None:
+        if self.frame_view is None or change["new"] < 0:
+            return
+        event = self.event(change["new"])
+        if event is not None:
+            self.frame_view.show(event)
+
+    def event(self, index: int) -> TraceEvent | None:
+        """The trace event with this index, or None once the trace has dropped it."""
+        events = self.trace.events
+        if not events:
+            return None
+        position = index - events[0].index  # indices are consecutive within the trace
+        if 0 <= position < len(events) and events[position].index == index:
+            return events[position]
+        return next((event for event in events if event.index == index), None)
+
+    @property
+    def exchange_columns(self) -> dict[int, int]:
+        """Exchange id -> the column its bar is drawn in."""
+        columns = {exchange_id: record[1] for exchange_id, record in self._closed.items()}
+        columns.update((exchange_id, record["c"]) for exchange_id, record in self._open.items())
+        return columns
+
+    def close(self) -> None:
+        """Stop following the trace, let go of it and close the widget."""
+        unsubscribe = getattr(self, "_unsubscribe", None)  # None: __init__ failed early
+        if unsubscribe is not None:
+            unsubscribe()
+            self._unsubscribe = _nothing  # the trace's closure holds the trace
+            for handle in (self._flush_handle, self._watch_handle):
+                if handle is not None:
+                    handle.cancel()
+            self._flush_handle = self._watch_handle = None
+            # anywidget keeps every instance whose _esm is a file alive (its hot-reload
+            # signal holds a closure over it: manzt/anywidget#929), so a closed timeline
+            # must not keep a whole trace alive with it.
+            self.trace = Trace(cap=0)
+            self.frame_view = None
+            self._pending.clear()
+            self._open.clear()
+            self._closed.clear()
+        super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return with_html_fallback(super()._repr_mimebundle_(**kwargs), trace_html(self.trace))
+
+
+def with_html_fallback(bundle: Any, html: str) -> Any:
+    """A widget's mime bundle plus "text/html": nbviewer and GitHub, which cannot run the
+    widget, show the static trace table instead (anywidget returns (data, metadata),
+    plain ipywidgets a dict)."""
+    if isinstance(bundle, tuple):
+        data, metadata = bundle
+        return {**data, "text/html": html}, metadata
+    return {**(bundle or {}), "text/html": html}
+
+
+def _nothing() -> None:
+    pass
+
+
+def _as_list(record: dict | tuple) -> list:
+    """An exchange as sent: its ``EXCHANGE_FIELDS`` values in order."""
+    return list(record) if isinstance(record, tuple) else [record[key] for key in EXCHANGE_FIELDS]

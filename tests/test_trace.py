@@ -1,0 +1,335 @@
+"""The trace: every frame with its direction and exact bytes, exchanges, the cap, listeners, JSON lines.
+
+Mostly recorded from real peers on a pipe; a few tests feed ``Trace.record`` by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import gotalk_lab as gl
+from gotalk_lab import demo
+from gotalk_lab.peer import Peer
+from gotalk_lab.trace import IN, OUT, Trace, event_to_json, frame_from_bytes
+from gotalk_lab.transports.pipe import pipe_transports
+from gotalk_lab.wire import (
+    ErrorResult,
+    Notification,
+    ProtocolVersion,
+    RetryResult,
+    SingleRequest,
+    SingleResult,
+    StreamRequest,
+    StreamRequestPart,
+    StreamResult,
+    encode,
+    encode_header,
+)
+
+BOUND = 5.0
+
+
+async def within(awaitable, seconds: float = BOUND):
+    return await asyncio.wait_for(awaitable, seconds)
+
+
+async def wait_until(predicate, seconds: float = BOUND) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {seconds} s")
+        await asyncio.sleep(0.002)
+
+
+class Recording:
+    """Wraps a transport's ``write`` to keep every byte it was given."""
+
+    def __init__(self, transport) -> None:
+        self.written = bytearray()
+        original = transport.write
+
+        def write(header: bytes, payload: bytes = b"") -> None:
+            self.written += header + payload
+            original(header, payload)
+
+        transport.write = write
+
+
+async def recorded_pair(options_a=None, options_b=None):
+    """Two demo peers on a pipe, with what each transport was asked to write."""
+    transport_a, transport_b = pipe_transports()
+    wrote_a, wrote_b = Recording(transport_a), Recording(transport_b)
+    a = Peer(demo.handlers(), name="a", **(options_a or {})).attach(transport_a)
+    b = Peer(demo.handlers(), name="b", **(options_b or {})).attach(transport_b)
+    await within(asyncio.gather(a.handshake, b.handshake))
+    return a, b, wrote_a, wrote_b
+
+
+def raw_of(trace: Trace, direction: str) -> bytes:
+    return b"".join(event.raw for event in trace if event.direction == direction)
+
+
+async def busy_conversation(a: Peer, b: Peer) -> None:
+    await within(a.request_bytes("echo", b"\x00\xff"))
+    await within(a.request("greet", {"name": "Ada"}))
+    with pytest.raises(gl.RequestError):
+        await within(a.request_bytes("fail"))
+    await within(asyncio.gather(a.request("sleep", {"ms": 60}), a.request("sleep", {"ms": 20})))
+    await within(b.request_bytes("callback", b"zz"))
+    async with a.stream_request("upper-stream") as stream:
+        await within(stream.send(b"abc"))
+        await within(stream.send(b"def"))
+        await within(stream.end())
+        await within(stream.collect())
+    await within(a.notify("hello", "hi"))
+    await within(a.send_heartbeat(7))
+    await wait_until(lambda: any(type(e.message) is Notification for e in a.trace if e.direction == IN))
+
+
+# -- frames -----------------------------------------------------------------------------
+
+
+async def test_every_frame_is_recorded_with_its_direction_and_exact_bytes():
+    a, b, wrote_a, wrote_b = await recorded_pair()
+    await busy_conversation(a, b)
+    await wait_until(lambda: raw_of(b.trace, IN) == bytes(wrote_a.written))
+    # What each side wrote is, byte for byte, its OUT frames and the other side's IN frames.
+    assert raw_of(a.trace, OUT) == bytes(wrote_a.written) == raw_of(b.trace, IN)
+    assert raw_of(b.trace, OUT) == bytes(wrote_b.written) == raw_of(a.trace, IN)
+    assert len(a.trace) >= 25
+    for event in a.trace:
+        assert event.direction in (IN, OUT)
+        assert event.raw == encode(event.message) or type(event.message) is ProtocolVersion
+        assert event.header == encode_header(event.message)
+        assert event.length == len(event.raw)
+    # Indices count up and times never go backwards.
+    indices = [event.index for event in a.trace]
+    assert indices == list(range(len(indices)))
+    times = [event.time for event in a.trace]
+    assert times == sorted(times)
+    await within(a.close())
+
+
+async def test_raw_sends_are_recorded_as_far_as_they_decode():
+    a, b, wrote_a, _ = await recorded_pair()
+    before = len(a.trace)
+    await within(a.send_raw(encode(SingleRequest(b"raw1", "echo", b"x")) + b"r000"))
+    recorded = [event for event in list(a.trace)[before:] if event.direction == OUT]
+    assert [event.raw for event in recorded] == [b"r" b"raw1" b"004echo00000001x"]
+    assert bytes(wrote_a.written).endswith(b"r000")  # written whole, even the part that is no frame yet
+    await within(a.close())
+
+
+# -- exchanges ----------------------------------------------------------------------------
+
+
+async def test_a_single_request_and_its_result_form_one_exchange():
+    a, b, _, _ = await recorded_pair()
+    await within(a.request_bytes("echo", b"hi"))
+    exchange = next(x for x in a.trace.exchanges.values() if x.operation == "echo")
+    assert (exchange.requester, exchange.kind, exchange.outcome, exchange.retries) == (OUT, "single", "result", 0)
+    kinds = [type(a.trace[i - a.trace[0].index].message) for i in exchange.events]
+    assert kinds == [SingleRequest, SingleResult]
+    assert exchange.latency is not None and exchange.latency >= 0
+    # The other side sees the same exchange from the responder's seat.
+    mirror = next(x for x in b.trace.exchanges.values() if x.operation == "echo")
+    assert (mirror.requester, mirror.request_id, mirror.outcome) == (IN, exchange.request_id, "result")
+    await within(a.close())
+
+
+async def test_a_stream_exchange_collects_its_parts_and_results_in_order():
+    a, b, _, _ = await recorded_pair()
+    async with a.stream_request("upper-stream") as stream:
+        await within(stream.send(b"abc"))
+        assert await within(stream.results.get()) == b"ABC"
+        exchange = a.trace.exchange_of([e for e in a.trace if type(e.message) is StreamRequest][0])
+        assert exchange.outcome == "stream" and exchange.ended is None
+        await within(stream.send(b"def"))
+        await within(stream.end())
+        await within(stream.collect())
+    events = {e.index: e for e in a.trace}
+    kinds = [(events[i].direction, type(events[i].message)) for i in exchange.events]
+    assert kinds[0] == (OUT, StreamRequest)
+    assert sorted(kinds[1:]) == sorted(
+        [(OUT, StreamRequestPart), (OUT, StreamRequestPart), (IN, StreamResult), (IN, StreamResult), (IN, StreamResult)]
+    )
+    assert exchange.events == sorted(exchange.events)
+    assert events[exchange.events[-1]].raw == b"S000000000000"
+    assert (exchange.kind, exchange.outcome) == ("stream", "result")
+    await within(a.close())
+
+
+async def test_retries_stay_in_their_exchange():
+    a, b, _, _ = await recorded_pair(options_b={"max_requests": 1, "retry_wait": (30, 30)})
+    await within(asyncio.gather(a.request("sleep", {"ms": 50}), a.request("sleep", {"ms": 1})))
+    retried = [x for x in a.trace.exchanges.values() if x.retries]
+    assert len(retried) == 1 and len(a.trace.exchanges) == 2
+    exchange = retried[0]
+    events = {e.index: e for e in a.trace}
+    kinds = [type(events[i].message) for i in exchange.events]
+    # request -> (retry -> request again) ... -> result
+    assert kinds[0] is SingleRequest and kinds[-1] is SingleResult
+    assert kinds[1:-1] == [RetryResult, SingleRequest] * exchange.retries
+    assert exchange.outcome == "result"
+    await within(a.close())
+
+
+async def test_errors_end_their_exchange_as_errors():
+    a, b, _, _ = await recorded_pair()
+    with pytest.raises(gl.RequestError):
+        await within(a.request_bytes("nope"))
+    exchange = next(iter(x for x in a.trace.exchanges.values() if x.operation == "nope"))
+    assert exchange.outcome == "error"
+    assert type(a.trace[-1].message) is ErrorResult and a.trace[-1].exchange == exchange.id
+    await within(a.close())
+
+
+async def test_multiplexed_exchanges_overlap_in_time():
+    a, b, _, _ = await recorded_pair()
+    await within(asyncio.gather(*(a.request("sleep", {"ms": ms}) for ms in (80, 10, 40))))
+    slow, fast, middle = sorted(
+        (x for x in a.trace.exchanges.values() if x.operation == "sleep"), key=lambda x: x.id
+    )
+    assert slow.started < fast.started < middle.started < fast.ended < middle.ended < slow.ended
+    await within(a.close())
+
+
+async def test_exchanges_left_open_by_a_close_are_marked_closed():
+    a, b, _, _ = await recorded_pair()
+    pending = asyncio.ensure_future(a.request("sleep", {"ms": 5000}))
+    await wait_until(lambda: b.pending_count == 1)
+    await within(a.close())
+    with pytest.raises(gl.ConnectionClosed):
+        await within(pending)
+    exchange = next(x for x in a.trace.exchanges.values() if x.operation == "sleep")
+    assert exchange.outcome == "closed" and exchange.ended is not None
+    await within(b.wait_closed())
+    assert next(iter(b.trace.exchanges.values())).outcome == "closed"
+
+
+# -- cap, listeners, switching off -------------------------------------------------------------
+
+
+def test_the_cap_drops_the_oldest_events_and_counts_them():
+    trace = Trace(cap=5)
+    for n in range(8):
+        message = SingleRequest(b"%04d" % n, "echo", b"")
+        trace.record(OUT, encode_header(message), message)
+    assert len(trace) == 5 and trace.dropped == 3
+    assert [event.index for event in trace] == [3, 4, 5, 6, 7]
+    assert trace[0].message.request_id == b"0003"
+    assert "3 dropped" in repr(trace)
+
+
+def test_a_cap_of_zero_keeps_nothing_and_counts_everything():
+    trace = Trace(cap=0)
+    message = SingleRequest(b"0001", "echo", b"")
+    assert trace.record(OUT, encode_header(message), message) is None
+    assert len(trace) == 0 and trace.exchanges == {} and trace.dropped == 1
+
+
+def test_dropping_a_finished_exchanges_events_forgets_the_exchange():
+    trace = Trace(cap=2)
+    request = SingleRequest(b"0001", "echo", b"")
+    result = SingleResult(b"0001", b"")
+    trace.record(OUT, encode_header(request), request)
+    trace.record(IN, encode_header(result), result)
+    assert len(trace.exchanges) == 1
+    for n in range(2):
+        note = Notification("n", b"%d" % n)
+        trace.record(OUT, encode_header(note), note)
+    assert trace.exchanges == {} and trace.dropped == 2
+
+
+async def test_listeners_hear_every_new_event_and_a_broken_listener_breaks_nothing():
+    a, b, _, _ = await recorded_pair()
+    heard = []
+    unsubscribe = a.trace.subscribe(heard.append)
+
+    def broken(event):
+        raise RuntimeError("listener bug")
+
+    a.trace.subscribe(broken)
+    await within(a.request_bytes("echo", b"1"))
+    assert [type(e.message) for e in heard] == [SingleRequest, SingleResult]
+    assert heard == list(a.trace)[-2:]
+    unsubscribe()
+    unsubscribe()  # twice is harmless
+    await within(a.request_bytes("echo", b"2"))
+    assert len(heard) == 2
+    await within(a.close())
+
+
+async def test_a_disabled_trace_records_nothing_and_no_trace_at_all_works_too():
+    off = Trace(enabled=False)
+    heard = []
+    off.subscribe(heard.append)
+    a, b = await within(gl.pipe(demo.handlers(), demo.handlers(), trace=off))
+    assert a.trace is off and b.trace is off
+    assert await within(a.request_bytes("echo", b"x")) == b"x"
+    assert len(off) == 0 and heard == [] and off.exchanges == {}
+    await within(a.close())
+
+    a, b = await within(gl.pipe(demo.handlers(), demo.handlers(), trace=False))
+    assert a.trace is None and b.trace is None
+    assert await within(a.request_bytes("callback", b"x")) == b"pong:ping:x"
+    await within(a.send_raw(encode(SingleRequest(b"rawr", "echo", b""))))
+    await within(a.close())
+
+
+# -- saving and loading -------------------------------------------------------------------------
+
+
+async def test_save_and_load_round_trip_frames_and_exchanges(tmp_path):
+    a, b, _, _ = await recorded_pair(options_b={"max_requests": 1, "retry_wait": (20, 20)})
+    await busy_conversation(a, b)
+    await within(asyncio.gather(a.request("sleep", {"ms": 40}), a.request("sleep", {"ms": 1})))
+    await within(a.close())
+    path = tmp_path / "trace.jsonl"
+    a.trace.save(path)
+    loaded = Trace.load(path)
+
+    def frames(trace):
+        return [(e.index, round(e.time, 6), e.direction, e.raw) for e in trace]
+
+    def exchanges(trace):
+        return [
+            (x.id, x.request_id, x.operation, x.requester, x.kind, x.outcome, x.retries, x.events)
+            for x in trace.exchanges.values()
+        ]
+
+    assert frames(loaded) == frames(a.trace)
+    # Exchanges are rebuilt from the frames; only "closed" (a fact about the live
+    # connection, not the frames) cannot be known again.
+    assert exchanges(loaded) == exchanges(a.trace)
+    assert any(x.retries for x in loaded.exchanges.values())
+    assert loaded.started_wall == a.trace.started_wall
+    lines = path.read_text().splitlines()
+    assert len(lines) == len(a.trace) + 1
+    assert '"gotalk_lab_trace": 1' in lines[0]
+
+
+def test_a_trace_with_dropped_events_saves_the_count(tmp_path):
+    trace = Trace(cap=3)
+    for n in range(5):
+        message = Notification("n", b"%d" % n)
+        trace.record(OUT, encode_header(message), message)
+    trace.save(tmp_path / "t.jsonl")
+    loaded = Trace.load(tmp_path / "t.jsonl")
+    assert loaded.dropped == 2
+    assert [e.message.payload for e in loaded] == [b"2", b"3", b"4"]
+
+
+def test_frames_from_bytes_and_json():
+    assert frame_from_bytes(b"01") == (b"01", ProtocolVersion(1))
+    assert frame_from_bytes(b"02")[1] == ProtocolVersion(2)  # kept, so a refused version can be shown
+    header, message = frame_from_bytes(b"R000100000002ok")
+    assert header == b"R000100000002" and message == SingleResult(b"0001", b"ok")
+    with pytest.raises(ValueError, match="one frame"):
+        frame_from_bytes(b"R000100000000R000200000000")
+    trace = Trace()
+    event = trace.record(IN, header, message)
+    assert event_to_json(event) == {"i": 0, "t": round(event.time, 6), "dir": "in", "hex": b"R000100000002ok".hex()}
