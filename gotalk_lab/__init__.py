@@ -6,6 +6,8 @@ the peer (``pipe``, ``connect``, ``serve``, ``Peer``, ``Trace``) and the lab
 ``__all__`` below.
 """
 
+import importlib
+
 from . import demo
 from .connect import Address, Server, connect, parse_address, pipe, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
@@ -41,8 +43,8 @@ _LAZY = {"widgets": None, "show": "show", "lab": "lab"}
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from . import widgets
-
+        # import_module, not "from . import widgets": that would ask this hook again.
+        widgets = importlib.import_module(".widgets", __name__)
         return widgets if _LAZY[name] is None else getattr(widgets, _LAZY[name])
     raise AttributeError(f"module 'gotalk_lab' has no attribute {name!r}")
 

@@ -56,12 +56,23 @@ def parse_address(address: str, *, default_scheme: str = "tcp") -> Address:
     return Address(scheme, host, port, path)
 
 
-async def pipe(handlers_a: Handlers | None = None, handlers_b: Handlers | None = None, **options: Any) -> tuple[Peer, Peer]:
-    """Two peers connected in memory, handshake done: ``a, b = await gl.pipe()``."""
+async def pipe(
+    handlers_a: Handlers | None = None,
+    handlers_b: Handlers | None = None,
+    *,
+    options_a: dict | None = None,
+    options_b: dict | None = None,
+    **options: Any,
+) -> tuple[Peer, Peer]:
+    """Two peers connected in memory, handshake done: ``a, b = await gl.pipe()``.
+
+    Keyword ``options`` go to both peers; ``options_a`` / ``options_b`` to one
+    side only (e.g. a read timeout or a request limit on the responder alone).
+    """
     transport_a, transport_b = pipe_transports()
     name_a, name_b = options.pop("name_a", "a"), options.pop("name_b", "b")
-    a = Peer(handlers_a, name=name_a, **options)
-    b = Peer(handlers_b, name=name_b, **options)
+    a = Peer(handlers_a, name=name_a, **{**options, **(options_a or {})})
+    b = Peer(handlers_b, name=name_b, **{**options, **(options_b or {})})
     a.attach(transport_a)
     b.attach(transport_b)
     await asyncio.gather(a.handshake, b.handshake)

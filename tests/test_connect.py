@@ -181,3 +181,9 @@ async def test_connect_gives_up_on_a_server_that_never_sends_its_version():
             writer.close()
         listener.close()
         await within(listener.wait_closed())
+
+
+async def test_pipe_options_for_one_side_only():
+    a, b = await gl.pipe(None, gl.demo.handlers(), options_b={"max_requests": 1}, read_timeout=None)
+    assert (a.max_requests, b.max_requests) == (256, 1)
+    await a.close()

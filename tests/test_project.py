@@ -21,3 +21,12 @@ def test_environment_yml_carries_the_pyproject_dependencies():
     pip_lines = [line.strip()[2:].strip() for line in text.split("- pip:", 1)[1].splitlines() if line.strip().startswith("- ")]
     assert set(pip_lines) - {"-e ."} == declared, "environment.yml and pyproject.toml list different dependencies"
     assert "python>=3.10" in text and project["requires-python"] == ">=3.10"
+
+
+def test_the_lab_layer_loads_on_first_use_only():
+    import subprocess
+    import sys
+
+    script = "import sys, gotalk_lab as gl; assert 'ipywidgets' not in sys.modules; gl.show; gl.lab; gl.widgets.Timeline; print('ok')"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
