@@ -35,9 +35,11 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Prints the URL of tutorial 1 (with its token) and serves until Ctrl-C. No browser is
+# started here: open the printed URL (these machines have no display).
 lab: install
 	$(BIN)/jupyter lab $(ROOT_FLAG) --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
-	  --ServerApp.root_dir=notebooks notebooks/01-wire-format.ipynb
+	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/01-wire-format.ipynb
 
 bench: install
 	$(BIN)/python benchmarks/codec.py

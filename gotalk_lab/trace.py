@@ -233,16 +233,27 @@ class Trace:
                 out.write(json.dumps(event_to_json(event)) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path, cap: int | None = DEFAULT_TRACE_CAP) -> "Trace":
-        """Read a trace written by ``save``; exchanges are rebuilt from the frames."""
+    def load(cls, path: str | Path, cap: int | None = DEFAULT_TRACE_CAP, *, connection: int | None = None) -> "Trace":
+        """Read a trace written by ``save`` (or by ``gotalk-lab tap --trace``).
+
+        Exchanges are rebuilt from the frames. A tap's file holds several
+        connections, each line marked with ``conn``; ``connection`` picks one
+        (default: the first in the file), since request IDs only mean something
+        within their own connection.
+        """
         with open(path, encoding="utf-8") as source:
             lines = [json.loads(line) for line in source if line.strip()]
-        return cls.from_json(lines, cap=cap)
+        return cls.from_json(lines, cap=cap, connection=connection)
 
     @classmethod
-    def from_json(cls, records: Iterable[dict], cap: int | None = DEFAULT_TRACE_CAP) -> "Trace":
+    def from_json(cls, records: Iterable[dict], cap: int | None = DEFAULT_TRACE_CAP, *, connection: int | None = None) -> "Trace":
         trace = cls(cap=cap)
         for record in records:
+            if "conn" in record:
+                if connection is None:
+                    connection = record["conn"]
+                if record["conn"] != connection:
+                    continue
             if "gotalk_lab_trace" in record:
                 trace.started_wall = record.get("started", trace.started_wall)
                 trace.dropped = record.get("dropped", 0)

@@ -6,6 +6,7 @@ Mostly recorded from real peers on a pipe; a few tests feed ``Trace.record`` by 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -333,3 +334,18 @@ def test_frames_from_bytes_and_json():
     trace = Trace()
     event = trace.record(IN, header, message)
     assert event_to_json(event) == {"i": 0, "t": round(event.time, 6), "dir": "in", "hex": b"R000100000002ok".hex()}
+
+
+def test_load_picks_one_connection_of_a_tap_file(tmp_path):
+    lines = [
+        {"conn": 1, "i": 0, "t": 0.0, "dir": "out", "hex": b"r0001004echo00000001a".hex()},
+        {"conn": 2, "i": 0, "t": 0.1, "dir": "out", "hex": b"r0001004ping00000001b".hex()},
+        {"conn": 1, "i": 1, "t": 0.2, "dir": "in", "hex": b"R000100000001a".hex()},
+    ]
+    path = tmp_path / "tap.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    first = Trace.load(path)
+    assert [event.raw for event in first] == [b"r0001004echo00000001a", b"R000100000001a"]
+    assert [x.outcome for x in first.exchanges.values()] == ["result"]
+    second = Trace.load(path, connection=2)
+    assert [x.operation for x in second.exchanges.values()] == ["ping"]
