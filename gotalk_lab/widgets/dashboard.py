@@ -1,9 +1,9 @@
 """``lab(peer_or_trace)``: the conversation at a glance and any frame in detail.
 
 A ``Dashboard`` is a VBox: the live ``Timeline`` on top, a ``FrameView`` and its
-``FieldTable`` side by side below; clicking an arrow in the timeline shows that
-frame's bytes. It only wires existing widgets together; it never touches a
-connection.
+``FieldTable`` side by side below (the table wraps under the view when the output
+is too narrow for both); clicking an arrow in the timeline shows that frame's
+bytes. It only wires existing widgets together; it never touches a connection.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from ..trace import Trace
 from .frames import FieldTable, FrameView
 from .timeline import Timeline, with_html_fallback
 
+#: The width a FieldTable's five columns need at their narrowest (fieldtable.css: the
+#: bytes column 24ch, value at least 16ch, meaning at least 22em, with padding).
+TABLE_MIN_WIDTH = "840px"
+
 
 class Dashboard(widgets.VBox):
     """The timeline of ``trace`` over a frame view and field table that follow its clicks."""
@@ -26,9 +30,16 @@ class Dashboard(widgets.VBox):
         self.frame_view = FrameView()
         self.field_table = FieldTable(self.frame_view)
         self.timeline = Timeline(trace, title=title, lanes=lanes, frame_view=self.frame_view, **options)
-        self.frame_view.layout = widgets.Layout(flex="1 1 45%", min_width="0")
-        self.field_table.layout = widgets.Layout(flex="1 1 55%", min_width="0")
-        below = widgets.HBox([self.frame_view, self.field_table], layout=widgets.Layout(align_items="flex-start", width="100%"))
+        # The view is as wide as its dump (min-content: the legend and payload wrap under
+        # it); the table takes the rest of the line when that leaves it the width its
+        # columns need, and wraps below the view otherwise. Squeezed side by side, both
+        # would scroll sideways and hide the ASCII column and the meanings.
+        self.frame_view.layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
+        self.field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
+        below = widgets.HBox(
+            [self.frame_view, self.field_table],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"),
+        )
         super().__init__([self.timeline, below], layout=widgets.Layout(width="100%"))
 
     def close(self) -> None:
