@@ -36,26 +36,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from chromium import CHROMIUM, CHROMIUM_MISSING, require_chromium
 
 from gotalk_lab.widgets.frames import FrameView
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-CHROMIUM_MISSING = (
-    f"{CHROMIUM} is missing: these browser tests need Debian's Chromium "
-    "(apt-get install chromium); Playwright's own browser download is not used here"
-)
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 #: Where the README's images live (committed); refreshed only when this variable is "1".
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -225,8 +211,7 @@ class JupyterLab:
 
 @pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory):
-    if not CHROMIUM.exists():  # fail, never skip: a missing browser must not look like a pass
-        pytest.fail(CHROMIUM_MISSING, pytrace=False)
+    require_chromium()
     lab = JupyterLab(tmp_path_factory.mktemp("jupyterlab"))
     try:
         write_notebook(lab.root / NOTEBOOK)
@@ -236,16 +221,6 @@ def jupyter_lab(tmp_path_factory):
         lab.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(CHROMIUM_MISSING, pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 KERNEL_READY = """() => {

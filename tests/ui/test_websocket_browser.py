@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_MISSING, require_chromium
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -38,21 +39,6 @@ from gotalk_lab.wire import (
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-CHROMIUM_MISSING = (
-    f"{CHROMIUM} is missing: these browser tests need Debian's Chromium "
-    "(apt-get install chromium); Playwright's own browser download is not used here"
-)
 SCREENSHOT = Path(__file__).parent / "screenshots" / "websocket-demo.png"
 #: gotalk.js numbers its requests with 4 base-36 ASCII digits.
 BASE36_ID = re.compile(rb"^[0-9a-z]{4}$")
@@ -114,16 +100,6 @@ def demo_server(loop_thread):
     server.run(server.server.close())
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():  # fail, never skip: a missing browser must not look like a pass
-        pytest.fail(CHROMIUM_MISSING, pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class DemoPage:
