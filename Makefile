@@ -41,8 +41,22 @@ lab: install
 	$(BIN)/jupyter lab $(ROOT_FLAG) --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/01-wire-format.ipynb
 
+# Benchmarks print figures and ratios against baselines measured in the same run
+# (benchmarks/README.md); they are not tests. BENCH_ARGS=--quick for a short run.
 bench: install
-	$(BIN)/python benchmarks/codec.py
+	$(BIN)/python benchmarks/server_throughput.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/client_throughput.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/pipe_throughput.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/streams.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/tracing.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/codec.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/timeline.py $(BENCH_ARGS)
+
+# The long fuzz run of the codec (benchmarks/fuzz.py): a million inputs by default,
+# coverage-guided by atheris when it installs, else hypothesis. FUZZ_ARGS=--runs N.
+fuzz: install
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]' || echo "atheris did not install: the run uses hypothesis"
+	$(BIN)/python benchmarks/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

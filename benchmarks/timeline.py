@@ -6,7 +6,7 @@ requests one after another (2 N frames in ``a``'s trace). With a Timeline on
 encode it, and the final flush is included. The two kinds of run alternate; the
 best of each is kept. Prints seconds, microseconds per frame, the widget's extra
 cost per frame, the ratio and how many messages the browser would have received.
-Run ``python benchmarks/timeline.py`` (``--requests N``, ``--runs R``).
+Run ``python benchmarks/timeline.py`` (``--requests N``, ``--runs R``, ``--quick``).
 """
 
 from __future__ import annotations
@@ -72,5 +72,8 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-interval", type=float, default=0.25)
+    parser.add_argument("--quick", action="store_true", help="2 000 requests, 2 runs (a smoke test)")
     arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.requests, arguments.runs = 2_000, 2
     asyncio.run(main(arguments.requests, arguments.runs, arguments.batch_interval))

@@ -52,6 +52,11 @@ _SIZE = re.compile(_H8)  # after a name
 _LOAD_TIME = re.compile(rb"([0-9a-fA-F]{4})" + _H8)  # h
 _CODE = re.compile(_H8)  # f
 
+#: Header fields a decoder remembers once checked (``Decoder._request_tail``,
+#: ``Decoder._id_size``), per kind: a peer meets the same few operations and
+#: payload sizes over and over; the bound keeps ever-new ones from growing it.
+HEADER_MEMO = 256
+
 _ID_SIZE_CLASSES = {ord("R"): SingleResult, ord("S"): StreamResult, ord("E"): ErrorResult, ord("p"): StreamRequestPart}
 
 #: Header fields per type byte, in wire order: (field name, size in bytes or
@@ -110,6 +115,10 @@ class Decoder:
         self._pending: tuple | None = None  # (offset, header, class, leading fields)
         self._chunks: list[bytes] = []
         self._missing = 0
+        # r/s header bytes after the request ID, already checked -> (operation, payload size).
+        self._request_tails: dict[bytes, tuple[str, int]] = {}
+        # R/S/E/p payload size fields, already checked -> their value.
+        self._payload_sizes: dict[bytes, int] = {}
         #: The violation that stopped this decoder, if any; ``feed`` raises it again.
         self.error: ProtocolViolation | None = None
 
@@ -210,6 +219,8 @@ class Decoder:
         located = self._located
         base = self._base
         append = out.append
+        request_tails = self._request_tails
+        payload_sizes = self._payload_sizes
         end = len(buf)
         pos = 0
         held = None  # (class, leading fields, payload start, payload stop) of a payload still arriving
@@ -217,33 +228,33 @@ class Decoder:
             kind = buf[pos]
             cls = _ID_SIZE_CLASSES.get(kind)
             if cls is not None:  # R S E p: request ID, payload size
-                m = _ID_SIZE.match(buf, pos + 1)
-                if m is None:
-                    break
-                request_id, size_field = m.groups()
+                size = payload_sizes.get(buf[pos + 5 : pos + 13])
+                if size is None:
+                    size = self._id_size(buf, pos)
+                    if size is None:
+                        break
+                request_id = buf[pos + 1 : pos + 5]
                 start = pos + 13
-                stop = start + int(size_field, 16)
-                if stop > end or stop - start > limit:
+                stop = start + size
+                if stop > end or size > limit:
                     held = (cls, (request_id,), start, stop)
                     break
                 message = cls(request_id, buf[start:stop])
             elif kind == 0x72 or kind == 0x73:  # r s: request ID, name size, name, payload size
-                m = _ID_NAMESIZE.match(buf, pos + 1)
-                if m is None:
-                    break
-                request_id, name_size_field = m.groups()
-                name_end = pos + 8 + int(name_size_field, 16)
-                m = _SIZE.match(buf, name_end)
-                if m is None:
-                    break
                 try:
-                    operation = buf[pos + 8 : name_end].decode()
-                except UnicodeDecodeError:
+                    name_end = pos + 8 + int(buf[pos + 5 : pos + 8], 16)
+                except ValueError:
                     break
+                # Name size, name and payload size as bytes: seen (and checked) before, or checked now.
+                known = request_tails.get(buf[pos + 5 : name_end + 8]) or self._request_tail(buf, pos, name_end)
+                if known is None:
+                    break
+                operation, size = known
                 cls = SingleRequest if kind == 0x72 else StreamRequest
+                request_id = buf[pos + 1 : pos + 5]
                 start = name_end + 8
-                stop = start + int(m.group(1), 16)
-                if stop > end or stop - start > limit:
+                stop = start + size
+                if stop > end or size > limit:
                     held = (cls, (request_id, operation), start, stop)
                     break
                 message = cls(request_id, operation, buf[start:stop])
@@ -307,6 +318,38 @@ class Decoder:
             self._locate(buf, pos)  # raises if the bytes at pos are wrong
         self._buf = buf[pos:]
         self._base = base + pos
+
+    def _id_size(self, buf: bytes, pos: int) -> int | None:
+        """Check the request ID and payload size of the R/S/E/p at ``pos``: the size, or None.
+
+        None leaves the verdict to ``_locate``; a good size field is remembered.
+        """
+        m = _ID_SIZE.match(buf, pos + 1)
+        if m is None:
+            return None
+        size_field = m.group(2)
+        size = int(size_field, 16)
+        if len(self._payload_sizes) < HEADER_MEMO:
+            self._payload_sizes[size_field] = size
+        return size
+
+    def _request_tail(self, buf: bytes, pos: int, name_end: int) -> tuple[str, int] | None:
+        """Check the ``r``/``s`` header at ``pos`` field by field: (operation, payload size), or None.
+
+        None leaves the verdict (wrong byte, or more bytes needed) to ``_locate``.
+        A header that passes is remembered by its bytes after the request ID.
+        """
+        size_match = _SIZE.match(buf, name_end)
+        if _ID_NAMESIZE.match(buf, pos + 1) is None or size_match is None:
+            return None
+        try:
+            operation = buf[pos + 8 : name_end].decode()
+        except UnicodeDecodeError:
+            return None
+        known = (operation, int(size_match.group(1), 16))
+        if len(self._request_tails) < HEADER_MEMO:
+            self._request_tails[buf[pos + 5 : name_end + 8]] = known
+        return known
 
     def _locate(self, buf: bytes, pos: int) -> None:
         """Walk the header at ``pos`` field by field; raise at the first wrong byte.

@@ -19,6 +19,8 @@ STREAM = "stream"
 
 def to_payload(value: Any) -> bytes:
     """What a handler returned (bytes, str or None) as payload bytes."""
+    if type(value) is bytes:  # the common case, first
+        return value
     if value is None:
         return b""
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -24,6 +24,7 @@ from .streams import InboundStream, PartQueue, StreamRequestHandle
 from .trace import IN, OUT, Trace
 from .transports.base import Transport
 from .wire import (
+    MAX_UINT32,
     VERSION_BYTES,
     ErrorResult,
     Heartbeat,
@@ -39,6 +40,7 @@ from .wire import (
     StreamRequestPart,
     StreamResult,
     encode_header,
+    encode_id_size_header,
 )
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ class RetryExhausted(RequestError):
         self.args = (f"{operation}: gave up after {attempts} retries ({self.text})",)
 
 
+class HandlerTimeout(GotalkError):
+    """A handler of ours ran past ``handler_timeout``; its text is what the other side is told."""
+
+
 class ConnectionClosed(GotalkError):
     """The connection ended before this could finish; ``reason`` says how."""
 
@@ -93,6 +99,8 @@ TRANSITIONS = {
 }
 
 ID_ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyz"
+#: Every pair of base-36 digits, "00" to "zz": a text request ID is two of them.
+ID_PAIRS = tuple(bytes((high, low)) for high in ID_ALPHABET for low in ID_ALPHABET)
 
 
 class _Pending:
@@ -116,9 +124,13 @@ class Peer:
     ``max_requests`` / ``max_streams`` (single requests and streams handled at
     once, an answer still waiting to be written included; over the limit the
     other side gets a RetryResult; ``max_streams=0`` refuses streams);
-    ``retry_wait`` (min, max) ms for those RetryResults;
-    ``read_timeout`` seconds (f00000003 and close); ``heartbeat_interval``
-    seconds; ``max_retries`` of our requests on RetryResult; ``trace`` (a
+    ``retry_wait`` (min, max) ms for those RetryResults (min equal to max, and
+    0, are fine); ``read_timeout`` seconds (f00000003 and close): also how a
+    peer whose heartbeats stop is found out; ``heartbeat_interval`` seconds;
+    ``handler_timeout`` seconds an async single-result handler may take before
+    it is cancelled and the other side gets ErrorResult "handler timed out
+    after N s" (None: no limit; stream handlers are not timed);
+    ``max_retries`` of our requests on RetryResult; ``trace`` (a
     ``Trace``, ``True`` for a new one, ``False`` for none); ``request_ids``:
     "text" (4 base-36 digits, like gotalk.js) or "binary" (a little-endian
     counter, like the Go peer).
@@ -135,6 +147,7 @@ class Peer:
         retry_wait: tuple[int, int] = (100, 100),
         read_timeout: float | None = None,
         heartbeat_interval: float | None = None,
+        handler_timeout: float | None = None,
         max_retries: int = 5,
         trace: Trace | bool = True,
         request_ids: str = "text",
@@ -146,6 +159,12 @@ class Peer:
         self.max_requests = max_requests
         self.max_streams = max_streams
         self.retry_wait = (min(retry_wait), max(retry_wait))
+        if self.retry_wait[0] < 0 or self.retry_wait[1] > MAX_UINT32:
+            # Checked here: a wait that cannot be written would fail while answering, mid-read.
+            raise ValueError(f"retry_wait must be within 0..{MAX_UINT32} ms, got {retry_wait!r}")
+        if handler_timeout is not None and handler_timeout <= 0:
+            raise ValueError(f"handler_timeout must be a positive number of seconds or None, got {handler_timeout!r}")
+        self.handler_timeout = handler_timeout
         self.read_timeout = read_timeout
         self.heartbeat_interval = heartbeat_interval
         self.max_retries = max_retries
@@ -171,7 +190,10 @@ class Peer:
         self._tasks: set[asyncio.Future] = set()
         self._next_id = 0
         self._last_read = time.monotonic()
-        self._timers: list[asyncio.TimerHandle] = []
+        # Timers by purpose: "read", "heartbeat", or the request ID of a retry. One
+        # each, replaced when rescheduled, so a long-lived connection piles none up.
+        self._timers: dict[object, asyncio.TimerHandle] = {}
+        self._drop_timer: asyncio.TimerHandle | None = None  # see _fail
         self._refused_streams: set[bytes] = set()  # stream IDs we refused: their parts are dropped
         self._paused_by: set[int] = set()  # part queues that asked us to stop reading
         self._sync = None
@@ -184,7 +206,7 @@ class Peer:
         self._send(ProtocolVersion())
         transport.attach(self)
         if self.read_timeout:
-            self._timers.append(self._loop.call_later(self.read_timeout, self._check_read_timeout))
+            self._timers["read"] = self._loop.call_later(self.read_timeout, self._check_read_timeout)
         if self.heartbeat_interval:
             self._send_heartbeat()
         return self
@@ -207,20 +229,33 @@ class Peer:
         if self.state is PeerState.CLOSED:
             return
         self._last_read = time.monotonic()
+        # Without a trace nothing needs the header bytes: bare messages, no Frame each.
+        traced = self.trace is not None
+        violation = None
         try:
-            frames = self._decoder.feed_frames(data)
-        except ProtocolViolation as violation:
-            for frame in violation.messages:
-                self._receive(frame.header, frame.message)
-            if self.state is not PeerState.CLOSED:
-                self._fail(f"invalid input from the other side: {violation}", send_code=violation.code, cause=violation)
-            return
-        for frame in frames:
-            self._receive(frame.header, frame.message)
+            received = self._decoder.feed_frames(data) if traced else self._decoder.feed(data)
+        except ProtocolViolation as error:
+            received, violation = error.messages, error
+        for item in received:
+            if traced:
+                self._receive(item.header, item.message)
+            else:
+                self._receive(None, item)
             if self.state is PeerState.CLOSED:
-                return
+                return  # (a message closed us: what follows it, even a violation, is not acted on)
+        if violation is not None:
+            self._fail(f"invalid input from the other side: {violation}", send_code=violation.code, cause=violation)
+
+    def input_refused(self, reason: str) -> None:
+        """The transport refused received bytes before passing them on (a WebSocket
+        message over its size limit): answered like any invalid input, f00000002 and close."""
+        if self.state is not PeerState.CLOSED:
+            self._fail(f"invalid input from the other side: {reason}", send_code=ProtocolErrorCode.INVALID)
 
     def connection_lost(self, error: BaseException | None) -> None:
+        if self._drop_timer is not None:  # gone by itself: nothing left to drop
+            self._drop_timer.cancel()
+            self._drop_timer = None
         if self.state is not PeerState.CLOSED:
             detail = f": {error}" if error else ""
             self._fail(f"connection closed by the other side{detail}", cause=error)
@@ -255,7 +290,7 @@ class Peer:
         self.close_reason = reason
         error = ConnectionClosed(reason)
         error.__cause__ = cause
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         pending, self._pending = self._pending, {}
@@ -268,6 +303,8 @@ class Peer:
             stream.fail(error)
         self._inbound_streams.clear()
         self._serving.clear()
+        self._refused_streams.clear()
+        self._paused_by.clear()
         for task in list(self._tasks):
             task.cancel()
         if not self.handshake.done():
@@ -276,9 +313,22 @@ class Peer:
         if self.trace is not None:
             self.trace.close_open_exchanges()
         if self._transport is not None:
-            self._transport.abort() if abort else self._transport.close()
+            if abort:
+                self._transport.abort()
+            else:
+                self._transport.close()
+                # However the connection ends (an f we sent, a read timeout, close()),
+                # what is queued gets CLOSE_TIMEOUT to go out; then it is dropped, so
+                # that a side that never reads cannot hold the socket open.
+                self._drop_timer = self._loop.call_later(CLOSE_TIMEOUT, self._drop_if_still_open)
         if not self._closed.done():
             self._closed.set_result(reason)
+
+    def _drop_if_still_open(self) -> None:
+        self._drop_timer = None
+        if not self._transport.is_closing:
+            log.debug("%s: closed %s s ago and still not gone: dropping it", self.name, CLOSE_TIMEOUT)
+            self._transport.abort()
 
     def _check_read_timeout(self) -> None:
         if self.state is PeerState.CLOSED:
@@ -291,7 +341,7 @@ class Peer:
         if idle >= self.read_timeout:
             self._fail(f"nothing read for {self.read_timeout:g} s (read timeout)", send_code=ProtocolErrorCode.TIMEOUT)
         else:
-            self._timers.append(self._loop.call_later(self.read_timeout - idle, self._check_read_timeout))
+            self._timers["read"] = self._loop.call_later(self.read_timeout - idle, self._check_read_timeout)
 
     # -- writing --------------------------------------------------------------
 
@@ -301,6 +351,17 @@ class Peer:
             self.trace.record(OUT, header, message)
         if self._transport is not None:
             self._transport.write(header, getattr(message, "payload", b""))
+
+    def _answer(self, cls: type, request_id: bytes, payload: bytes) -> None:
+        """Send a SingleResult, StreamResult or ErrorResult: a server's hot path.
+
+        The message object is made only when the trace records it; otherwise
+        the header is written straight from the fields.
+        """
+        if self.trace is not None:
+            self._send(cls(request_id, payload))
+        elif self._transport is not None:
+            self._transport.write(encode_id_size_header(cls.TYPE, request_id, payload), payload)
 
     async def _drain(self) -> None:
         if self._transport is not None:
@@ -355,7 +416,7 @@ class Peer:
                 request_id = counter.to_bytes(4, "little")
             else:
                 counter %= 36**4
-                request_id = bytes(ID_ALPHABET[(counter // 36**i) % 36] for i in (3, 2, 1, 0))
+                request_id = ID_PAIRS[counter // 36**2] + ID_PAIRS[counter % 36**2]
             if request_id not in self._pending:
                 return request_id
         raise GotalkError("no free request ID: too many requests in flight")
@@ -375,7 +436,8 @@ class Peer:
         self._pending[request_id] = _Pending(operation, future, message)
         try:
             self._send(message)
-            await self._drain()
+            if self._transport.write_backlogged:
+                await self._drain()
             if timeout is None:
                 return await future
             return await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -420,7 +482,7 @@ class Peer:
         if self.state is PeerState.CLOSED:
             return
         self._send(Heartbeat(self.load, int(time.time()) & 0xFFFFFFFF))
-        self._timers.append(self._loop.call_later(self.heartbeat_interval, self._send_heartbeat))
+        self._timers["heartbeat"] = self._loop.call_later(self.heartbeat_interval, self._send_heartbeat)
 
     @property
     def load(self) -> int:
@@ -439,10 +501,10 @@ class Peer:
         if self.trace is not None:
             self.trace.record(IN, header, message)
         cls = type(message)
-        if cls is SingleResult or cls is ErrorResult or cls is StreamResult or cls is RetryResult:
-            self._on_result(message)
-        elif cls is SingleRequest:
+        if cls is SingleRequest:
             self._on_single_request(message)
+        elif cls is SingleResult or cls is ErrorResult or cls is StreamResult or cls is RetryResult:
+            self._on_result(message)
         elif cls is StreamRequest:
             self._on_stream_request(message)
         elif cls is StreamRequestPart:
@@ -508,9 +570,10 @@ class Peer:
                 request.stream.results.fail(error)
             return
         # The wait is a floor: the responder asked us not to come back sooner.
-        self._timers.append(self._loop.call_later(message.wait / 1000, self._resend, message.request_id, request))
+        self._timers[message.request_id] = self._loop.call_later(message.wait / 1000, self._resend, message.request_id, request)
 
     def _resend(self, request_id: bytes, request: _Pending) -> None:
+        self._timers.pop(request_id, None)
         if self.state is PeerState.CLOSED or self._pending.get(request_id) is not request:
             return
         if request.stream is not None:
@@ -541,9 +604,9 @@ class Peer:
             try:
                 result = self._call(operation, message.payload)
             except Exception as error:
-                self._send(ErrorResult(request_id, _error_text(error)))
+                self._answer(ErrorResult, request_id, _error_text(error))
             else:
-                self._send(SingleResult(request_id, result))
+                self._answer(SingleResult, request_id, result)
             return
         # An async handler, or a plain one whose answer could not be written now.
         self._serving[request_id] = None
@@ -554,7 +617,9 @@ class Peer:
     def _call(self, operation: Operation, payload: bytes):
         argument = json_value(payload) if operation.json else payload
         result = operation.function(argument, self) if operation.wants_peer else operation.function(argument)
-        return json_payload(result) if operation.json else to_payload(result)
+        if operation.json:
+            return json_payload(result)
+        return result if type(result) is bytes else to_payload(result)  # bytes: no call, as they are
 
     async def _run_handler(self, operation: Operation, request_id: bytes, payload: bytes) -> None:
         try:
@@ -562,7 +627,7 @@ class Peer:
             function = operation.function
             result = function(argument, self) if operation.wants_peer else function(argument)
             if operation.is_async:
-                result = await result
+                result = await (result if self.handler_timeout is None else self._within_handler_timeout(result))
             reply: Message = SingleResult(request_id, json_payload(result) if operation.json else to_payload(result))
         except asyncio.CancelledError:
             raise
@@ -574,6 +639,20 @@ class Peer:
         await self._drain()
         if self._serving.pop(request_id, None) is not None and self.state is not PeerState.CLOSED:
             self._send(reply)
+
+    async def _within_handler_timeout(self, awaitable) -> Any:
+        """A handler's result, if it comes within ``handler_timeout``; else cancel the handler and raise."""
+        task = asyncio.ensure_future(awaitable)
+        self._track(task)  # closing the connection cancels it too
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.handler_timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            raise HandlerTimeout(f"handler timed out after {self.handler_timeout:g} s")
+        return task.result()
 
     def _send_retry(self, request_id: bytes) -> None:
         low, high = self.retry_wait
@@ -612,16 +691,17 @@ class Peer:
 
     def _open_inbound_stream(self, message, operation: Operation) -> InboundStream | None:
         request_id = message.request_id
-        if type(message) is StreamRequest:
-            if self.max_streams == 0:
-                self._send(ErrorResult(request_id, STREAMS_DISABLED_TEXT))
-                return None
-            if operation.kind == SINGLE:
-                self._send(ErrorResult(request_id, f'operation "{operation.name}" does not take stream requests'.encode()))
-                return None
-            if self.max_streams is not None and len(self._inbound_streams) >= self.max_streams:
-                self._send_retry(request_id)
-                return None
+        # A single request to a stream operation runs as a stream too, so the
+        # stream limits hold for it as well (else they could be walked around).
+        if self.max_streams == 0:
+            self._send(ErrorResult(request_id, STREAMS_DISABLED_TEXT))
+            return None
+        if type(message) is StreamRequest and operation.kind == SINGLE:
+            self._send(ErrorResult(request_id, f'operation "{operation.name}" does not take stream requests'.encode()))
+            return None
+        if self.max_streams is not None and len(self._inbound_streams) >= self.max_streams:
+            self._send_retry(request_id)
+            return None
         stream = InboundStream(self, request_id, self.stream_buffer)
         self._inbound_streams[request_id] = stream
         task = self._loop.create_task(stream.run(operation))

@@ -100,7 +100,8 @@ class Trace:
         self.started_wall = time.time()
         self._started = time.monotonic()
         self._count = 0
-        self._open: dict[tuple[str, bytes], Exchange] = {}  # (requester, request_id) -> exchange
+        # Exchanges still waiting, by requester (OUT or IN), then request ID.
+        self._open: dict[str, dict[bytes, Exchange]] = {OUT: {}, IN: {}}
         self._listeners: list[Callable[[TraceEvent], None]] = []
 
     # -- recording ------------------------------------------------------------
@@ -109,16 +110,18 @@ class Trace:
         """Append one frame; returns the event (None when recording is off)."""
         if not self.enabled:
             return None
-        if self.cap == 0:  # keeps nothing: every event is dropped as it comes
+        cap = self.cap
+        if cap == 0:  # keeps nothing: every event is dropped as it comes
             self.dropped += 1
             return None
         if at is None:
             at = time.monotonic() - self._started
         event = TraceEvent(self._count, at, direction, header, message)
         self._count += 1
-        if self.cap is not None and len(self.events) == self.cap:
+        events = self.events
+        if cap is not None and len(events) == cap:
             self._drop_oldest()
-        self.events.append(event)
+        events.append(event)
         self._correlate(event)
         for listener in self._listeners:
             try:
@@ -141,27 +144,26 @@ class Trace:
         message = event.message
         cls = type(message)
         if cls is SingleRequest or cls is StreamRequest:
-            key = (event.direction, message.request_id)
-            exchange = self._open.get(key)
+            opened = self._open[event.direction]
+            exchange = opened.get(message.request_id)
             if exchange is not None and exchange.outcome == "retrying":
                 exchange.retries += 1
                 exchange.outcome = "pending"
             else:
-                exchange = Exchange(
-                    id=event.index,
-                    request_id=message.request_id,
-                    operation=message.operation,
-                    requester=event.direction,
-                    kind="single" if cls is SingleRequest else "stream",
-                    started=event.time,
-                )
+                if exchange is not None:
+                    # Its ID reused while it was in flight: no answer can be told
+                    # apart any more (a peer refuses this and closes), so it ends here.
+                    exchange.outcome = "closed"
+                    exchange.ended = event.time
+                # Positional (id, request_id, operation, requester, kind, started):
+                # once per request, and keywords cost twice as much.
+                kind = "single" if cls is SingleRequest else "stream"
+                exchange = Exchange(event.index, message.request_id, message.operation, event.direction, kind, event.time)
                 self.exchanges[exchange.id] = exchange
-                self._open[key] = exchange
-        elif cls is StreamRequestPart:
-            exchange = self._open.get((event.direction, message.request_id))
-        elif cls in (SingleResult, StreamResult, ErrorResult, RetryResult):
-            key = (_OTHER[event.direction], message.request_id)
-            exchange = self._open.get(key)
+                opened[message.request_id] = exchange
+        elif cls is SingleResult or cls is StreamResult or cls is ErrorResult or cls is RetryResult:
+            opened = self._open[_OTHER[event.direction]]  # the requester is the other side
+            exchange = opened.get(message.request_id)
             if exchange is not None:
                 if cls is RetryResult:
                     exchange.outcome = "retrying"
@@ -170,7 +172,9 @@ class Trace:
                 else:
                     exchange.outcome = "error" if cls is ErrorResult else "result"
                     exchange.ended = event.time
-                    del self._open[key]
+                    del opened[message.request_id]
+        elif cls is StreamRequestPart:
+            exchange = self._open[event.direction].get(message.request_id)
         else:
             return
         if exchange is not None:
@@ -180,10 +184,11 @@ class Trace:
     def close_open_exchanges(self, reason: str = "closed") -> None:
         """Mark exchanges still waiting when the connection ends as never answered."""
         now = time.monotonic() - self._started
-        for exchange in self._open.values():
-            exchange.outcome = reason
-            exchange.ended = now
-        self._open.clear()
+        for opened in self._open.values():
+            for exchange in opened.values():
+                exchange.outcome = reason
+                exchange.ended = now
+            opened.clear()
 
     # -- reading --------------------------------------------------------------
 
@@ -212,7 +217,8 @@ class Trace:
     def clear(self) -> None:
         self.events.clear()
         self.exchanges.clear()
-        self._open.clear()
+        for opened in self._open.values():
+            opened.clear()
         self.dropped = 0
 
     def __repr__(self) -> str:

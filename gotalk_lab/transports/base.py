@@ -22,7 +22,12 @@ DIRECT_WRITE_SIZE = 64 * 1024
 
 
 class Receiver(Protocol):
-    """The side that consumes a transport's bytes (a Peer, or the tap)."""
+    """The side that consumes a transport's bytes (a Peer, or the tap).
+
+    A receiver may also have ``input_refused(reason)``: a transport that refuses
+    received bytes itself (a WebSocket message over its size limit) calls it, and
+    what the receiver writes during that call goes out before the connection ends.
+    """
 
     def data_received(self, data: bytes) -> None: ...
 
@@ -58,7 +63,10 @@ class Transport:
 
     async def drain(self) -> None:
         """Wait until the queued bytes fall below the high-water mark."""
-        if not self._writable.is_set():
+        # A loop, not an if: when room comes, every waiter wakes, and the first
+        # to write may fill it again; the others then wait on, instead of all
+        # writing at once (many large answers would pile up past the mark).
+        while not self._writable.is_set() and not self._closed.done():
             waiter = asyncio.ensure_future(self._writable.wait())
             done, _ = await asyncio.wait({waiter, self._closed}, return_when=asyncio.FIRST_COMPLETED)
             if waiter not in done:

@@ -1,9 +1,10 @@
 """Gotalk over TCP (optionally TLS): a byte stream, exactly as the Go peer speaks it.
 
-The transport batches the frames written during one turn of the event loop
-into a single socket write (many small results become one system call) but
-writes large payloads as they are, never copying them to join. It knows
-nothing of messages; flow control comes from asyncio's pause/resume_writing.
+The transport batches the frames written while the receiver handles one chunk
+of received bytes, or during one turn of the event loop, into a single socket
+write (many small results become one system call) but writes large payloads as
+they are, never copying them to join. It knows nothing of messages; flow
+control comes from asyncio's pause/resume_writing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class TcpTransport(Transport, asyncio.Protocol):
             self._early.append(data)
         else:
             self.receiver.data_received(data)
+            if self._batch:
+                # The answers to this chunk go out now, in one write, not a turn of the loop later.
+                self._flush()
 
     def eof_received(self) -> bool:
         return False  # close our side too: Gotalk has no half-closed state

@@ -5,7 +5,10 @@ and so is the version "01": gotalk.js reads one message as a header and, if it
 announces a payload, the next message as that payload. Frames are queued and
 sent by one task so that no two frames interleave. The server side mounts the
 endpoint at /gotalk/ and refuses upgrades without an allowed Origin header.
-Received messages are handed on as bytes; text frames are read as UTF-8.
+Received messages are handed on as bytes; text frames are read as UTF-8. A
+message over the size limit is refused before it is read: the receiver is told
+(``input_refused``) and what it writes then goes out ahead of the close frame.
+Closing never waits more than ``CLOSE_TIMEOUT`` for a side that does not read.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from .base import HIGH_WATER, Transport
@@ -32,6 +36,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/gotalk/"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+#: Bytes a WebSocket message may carry beyond the payload limit: the largest
+#: Gotalk header (``r``/``s`` with a 4095-byte name: 1+4+3+4095+8), so that a
+#: peer packing a header and its payload into one message is read like
+#: gotalk.js's separate ones, and the peer's decoder refuses an oversized
+#: payload from its header with f00000002.
+HEADER_ALLOWANCE = 4111
+#: Seconds ``close`` waits for queued frames and the closing handshake before
+#: dropping the connection: a side that never reads cannot make closing hang.
+CLOSE_TIMEOUT = 2.0
 
 #: Origins a browser may connect from by default: pages served from this
 #: machine only, so that a web page from elsewhere open in the user's browser
@@ -50,8 +64,11 @@ class WebSocketTransport(Transport):
         self._resume = asyncio.Event()
         self._resume.set()
         self._closing = False
+        self._close_deadline: asyncio.TimerHandle | None = None
+        self._write_now = False  # while the receiver answers a refused message: write ahead of the close frame
         self._sender = asyncio.ensure_future(self._send_loop())
         self._reader: asyncio.Future | None = None
+        self._watch_for_oversized_messages()
 
     def attach(self, receiver) -> None:
         super().attach(receiver)
@@ -61,6 +78,33 @@ class WebSocketTransport(Transport):
     async def run(self) -> None:
         """Serve until the connection ends (the server handler awaits this)."""
         await self.wait_closed()
+
+    def _watch_for_oversized_messages(self) -> None:
+        """Let the receiver answer a message over the size limit before the 1009 close.
+
+        The WebSocket library refuses such a message from its frame header (it is
+        never read into memory) and fails the connection at once; wrapping its
+        ``fail`` lets the receiver write its own error (a peer: f00000002) first.
+        """
+        protocol = getattr(self.connection, "protocol", None)
+        if protocol is None:  # pragma: no cover - another WebSocket implementation
+            return
+        fail = protocol.fail
+
+        def refuse_then_fail(code, reason: str = ""):
+            if code == CloseCode.MESSAGE_TOO_BIG and not self._closing:
+                refused = getattr(self.receiver, "input_refused", None)
+                if refused is not None:
+                    self._write_now = True
+                    try:
+                        refused(f"a WebSocket message over the size limit ({reason})")
+                    except Exception:  # never break the library's own failing of the connection
+                        log.exception("%s: answering a message over the size limit failed", self.description)
+                    finally:
+                        self._write_now = False
+            return fail(code, reason)
+
+        protocol.fail = refuse_then_fail
 
     # -- reading --------------------------------------------------------------
 
@@ -74,7 +118,10 @@ class WebSocketTransport(Transport):
                 if self.receiver is not None and not self._closing:
                     self.receiver.data_received(data)
         except ConnectionClosed as closed:
-            if closed.rcvd is not None and closed.rcvd.code not in (1000, 1001):
+            if closed.rcvd is None and closed.sent is None:
+                # No close frame either way (1006): the TCP connection just went.
+                error = ConnectionResetError("the connection dropped abnormally, without a WebSocket close frame (1006)")
+            elif closed.rcvd is None or closed.rcvd.code not in (1000, 1001):
                 error = closed
         except Exception as unexpected:  # pragma: no cover - reported to the peer
             error = unexpected
@@ -91,6 +138,12 @@ class WebSocketTransport(Transport):
     # -- writing --------------------------------------------------------------
 
     def write(self, header: bytes, payload: bytes = b"") -> None:
+        if self._write_now:
+            protocol = self.connection.protocol
+            protocol.send_binary(header)
+            if payload:
+                protocol.send_binary(payload)
+            return
         if self._closing:
             return
         self._queue.append(header)
@@ -112,8 +165,10 @@ class WebSocketTransport(Transport):
                 self._wakeup.clear()
                 while self._queue:
                     message = self._queue.popleft()
-                    self._queued -= len(message)
                     await self.connection.send(message)
+                    # Counted until sent: a message the library still holds (the
+                    # other side is not reading) is still ours to worry about.
+                    self._queued -= len(message)
                     if self._queued <= HIGH_WATER // 2:
                         self._writable.set()
                 if self._closing:
@@ -132,13 +187,25 @@ class WebSocketTransport(Transport):
         self._set_closed(None)
 
     def close(self) -> None:
-        """Send what is queued, then close with code 1000."""
+        """Send what is queued, then close with code 1000; drop the connection after ``CLOSE_TIMEOUT``."""
         if self._closing:
             return
         self._closing = True
         self._wakeup.set()
         if self._sender.done():
             asyncio.ensure_future(self._close_connection())
+        if not self.is_closing:
+            self._close_deadline = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        if not self.is_closing:
+            log.debug("%s: not closed after %s s (the other side is not reading): dropping it", self.description, CLOSE_TIMEOUT)
+            self.abort()
+
+    def _set_closed(self, error: BaseException | None = None) -> None:
+        if self._close_deadline is not None:
+            self._close_deadline.cancel()
+        super()._set_closed(error)
 
     def abort(self) -> None:
         self._queue.clear()
@@ -160,11 +227,17 @@ async def open_websocket(url: str, *, origin: str | None = None, max_message_siz
         url,
         origin=origin,
         compression=None,
-        max_size=max_message_size,
+        max_size=_message_limit(max_message_size),
         ping_interval=None,
+        close_timeout=CLOSE_TIMEOUT,
         ssl=ssl,
     )
     return WebSocketTransport(connection, f"ws {url}")
+
+
+def _message_limit(max_message_size: int | None) -> int | None:
+    """The WebSocket message size limit for a payload limit: room for a header on top."""
+    return None if max_message_size is None else max_message_size + HEADER_ALLOWANCE
 
 
 def origin_allowed(origin: str | None, allow: Iterable[str] = ()) -> bool:
@@ -233,7 +306,8 @@ async def serve_websocket(
         port,
         process_request=process_request,
         compression=None,
-        max_size=max_message_size,
+        max_size=_message_limit(max_message_size),
         ping_interval=None,
+        close_timeout=CLOSE_TIMEOUT,
         ssl=ssl,
     )

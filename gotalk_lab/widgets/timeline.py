@@ -368,10 +368,14 @@ class Timeline(anywidget.AnyWidget):
         first_kept = events[0].index if events else self._upto + 1
         closed = self._closed
         a, z = EXCHANGE_FIELDS.index("a"), EXCHANGE_FIELDS.index("z")
-        while closed:
-            exchange_id = next(iter(closed))
-            if max(closed[exchange_id][a], closed[exchange_id][z] or 0) >= first_kept:
+        # One pass, then the deletions: ``next(iter(closed))`` after each deletion
+        # would walk past every slot already deleted (quadratic in a big flush).
+        forgotten = []
+        for exchange_id, record in closed.items():
+            if max(record[a], record[z] or 0) >= first_kept:
                 break
+            forgotten.append(exchange_id)
+        for exchange_id in forgotten:
             del closed[exchange_id]
 
     # -- to the browser -----------------------------------------------------------------

@@ -1,0 +1,160 @@
+"""What the networked benchmarks share: servers and load generators as processes, and figures.
+
+Every contender runs in a process of its own (the server under test on one
+core, its load on the other, when there are two), runs are alternated
+(baseline, contender, baseline, contender...) and the median of each is
+compared. Nothing here is part of gotalk_lab or of its tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+#: The server under test gets CPU 0 and its load CPU 1, when the machine has two:
+#: otherwise the scheduler moves them about and the figures wander.
+SERVER_CPUS = {0}
+LOAD_CPUS = {1}
+KIB = 1024
+MIB = 1024 * 1024
+
+
+def gotalk_lab_command() -> list[str]:
+    """The installed ``gotalk-lab`` console script (what users run), or the module."""
+    script = Path(PYTHON).with_name("gotalk-lab")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("gotalk-lab")
+    return [found] if found else [PYTHON, "-m", "gotalk_lab.cli"]
+
+
+def _pin(cpus: set[int]):
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    if not cpus <= usable or len(usable) < 2:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+class ServerProcess:
+    """A server in a subprocess, started with ``--tcp 127.0.0.1:0``; ``url`` is what it printed."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self._log = tempfile.TemporaryFile()  # its stderr (a line per connection): never a full pipe
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=self._log, text=True, preexec_fn=_pin(SERVER_CPUS)
+        )
+        deadline = time.monotonic() + 20
+        line = ""
+        while not line.startswith("listening "):
+            line = self.process.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not print its 'listening' line: {self.stderr()}")
+        self.url = line.split()[1]
+        match = re.fullmatch(r"tcp://(.+):(\d+)", self.url)
+        self.host, self.port = match.group(1).strip("[]"), int(match.group(2))
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stderr(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")[-2000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT: `gotalk-lab serve` closes cleanly
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+        self._log.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def baseline_server() -> ServerProcess:
+    return ServerProcess("baseline", [PYTHON, str(HERE / "baseline_server.py")])
+
+
+def gotalk_lab_serve() -> ServerProcess:
+    return ServerProcess("gotalk-lab serve", [*gotalk_lab_command(), "serve", "--tcp", "127.0.0.1:0"])
+
+
+def run_load(mode: str, server: ServerProcess, **options) -> dict:
+    """Run ``loadgen.py MODE`` against ``server`` in its own process; return its JSON figures."""
+    command = [PYTHON, str(HERE / "loadgen.py"), mode, server.host, str(server.port)]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, preexec_fn=_pin(LOAD_CPUS))
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen {mode} against {server.name} failed: {done.stderr.strip()}\n{server.stderr()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def alternate(runs: int, contenders: dict[str, callable], progress: str = "") -> dict[str, list[float]]:
+    """Call each contender once per round, in turn, ``runs`` rounds; collect the figures each returns."""
+    figures: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_number in range(runs):
+        for name, contender in contenders.items():
+            figures[name].append(contender())
+        if progress:
+            shown = "  ".join(f"{name} {figures[name][-1]:,.0f}" for name in contenders)
+            print(f"    {progress} run {round_number + 1}/{runs}: {shown}", flush=True)
+    return figures
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(ratio: float, target: float | None) -> str:
+    if target is None:
+        return "(no target)"
+    return f"target >= {target:.2f}  {'meets' if ratio >= target else 'MISSES'}"
+
+
+def print_summary(rows: list[tuple[str, float, float | None]]) -> None:
+    print("summary:")
+    for name, ratio, target in rows:
+        print(f"    {name:56} ratio {ratio:5.2f}  {verdict(ratio, target)}")
+
+
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident set (``VmRSS``) or its peak since the last reset (``VmHWM``)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Start counting the peak resident set afresh (Linux ``clear_refs`` 5); False if not allowed."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def quick_or_full(quick: bool, quick_value, full_value):
+    return quick_value if quick else full_value

@@ -1,0 +1,57 @@
+"""How many echo requests ``gotalk-lab serve`` answers per second, against a minimal asyncio server.
+
+The full peer (``gotalk-lab serve``: dispatch, limits, flow control; no trace,
+as users run it) and ``baseline_server.py`` (a minimal asyncio.Protocol that
+answers every ``r`` with an ``R``) each run in their own process, on their own
+core when there are two, and are driven by the same load generator
+(``loadgen.py socket``: a tight blocking-socket client in a third process)
+over loopback TCP, one connection, with 1 and with 64 requests in flight,
+16-byte and 4 KiB payloads. Runs alternate (baseline, peer, baseline, peer...);
+each figure is the median of its runs. Targets: >= 0.65x the baseline at 64 in
+flight, >= 0.8x at 1.
+Run ``python benchmarks/server_throughput.py`` (``--quick`` for a short run).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import KIB, alternate, baseline_server, gotalk_lab_serve, median, print_summary, run_load
+
+TARGETS = {1: 0.8, 64: 0.65}
+PAYLOADS = (16, 4 * KIB)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer and shorter runs (a smoke test)")
+    parser.add_argument("--runs", type=int, help="runs of each server per load (default 5, quick 2)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per run (default 2, quick 0.5)")
+    args = parser.parse_args()
+    runs = args.runs or (2 if args.quick else 5)
+    seconds = args.seconds or (0.5 if args.quick else 2.0)
+    warmup = 0.2 if args.quick else 0.5
+    summary = []
+    with baseline_server() as baseline, gotalk_lab_serve() as peer:
+        for in_flight in (1, 64):
+            for payload in PAYLOADS:
+                label = f"{in_flight} in flight, {payload} B"
+                print(f"server, {label}: {runs} runs of {seconds:g} s each, alternated", flush=True)
+
+                def load(server):
+                    return lambda: run_load(
+                        "socket", server, payload=payload, in_flight=in_flight, seconds=seconds, warmup=warmup
+                    )["rate"]
+
+                figures = alternate(runs, {"baseline": load(baseline), "peer": load(peer)}, progress=label)
+                base, ours = median(figures["baseline"]), median(figures["peer"])
+                ratio = ours / base
+                print(f"    baseline asyncio.Protocol echo {base:12,.0f} requests/s (best {max(figures['baseline']):,.0f})")
+                print(f"    gotalk-lab serve               {ours:12,.0f} requests/s (best {max(figures['peer']):,.0f})")
+                print(f"    ratio {ratio:.2f} (target >= {TARGETS[in_flight]:.2f})", flush=True)
+                summary.append((f"server {label}", ratio, TARGETS[in_flight]))
+    print_summary(summary)
+
+
+if __name__ == "__main__":
+    main()
