@@ -12,12 +12,16 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Stopped by SIGTERM as by Ctrl-C: the ``with`` blocks stop the servers they started.
+signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -99,14 +103,31 @@ def gotalk_lab_serve() -> ServerProcess:
 
 
 def run_load(mode: str, server: ServerProcess, **options) -> dict:
-    """Run ``loadgen.py MODE`` against ``server`` in its own process; return its JSON figures."""
+    """Run ``loadgen.py MODE`` against ``server`` in its own process; return its JSON figures.
+
+    When the load reports how many requests the server answered, ``server_cpu_us``
+    is the server's CPU time (user + system) per answer: a steadier figure than
+    throughput when other work shares the machine.
+    """
     command = [PYTHON, str(HERE / "loadgen.py"), mode, server.host, str(server.port)]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
+    cpu_before = cpu_seconds(server.pid)
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, preexec_fn=_pin(LOAD_CPUS))
+    cpu_used = cpu_seconds(server.pid) - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"loadgen {mode} against {server.name} failed: {done.stderr.strip()}\n{server.stderr()}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if figures.get("answered"):
+        figures["server_cpu_us"] = cpu_used / figures["answered"] * 1e6
+    return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, user and system (Linux ``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def alternate(runs: int, contenders: dict[str, callable], progress: str = "") -> dict[str, list[float]]:

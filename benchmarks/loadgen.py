@@ -28,9 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import threading
 import time
+
+from _common import reset_peak_rss, rss_bytes
 
 clock = time.perf_counter
 LETTERS = b"abcdefghijklmnopqrstuvwxyz"
@@ -125,7 +128,8 @@ def socket_load(args) -> dict:
         raise SystemExit(f"received {received} bytes for {sent} results of {result_size}")
     sock.close()
     count, seconds = last[0] - first[0], last[1] - first[1]
-    return {"rate": count / seconds, "requests": count, "seconds": seconds}
+    # "answered": every request of the connection, warm-up and check included (for CPU per request).
+    return {"rate": count / seconds, "requests": count, "seconds": seconds, "answered": sent + 1}
 
 
 # -- asyncio: the floor for a requester ---------------------------------------------
@@ -342,9 +346,6 @@ def stream_load(args) -> dict:
 
 async def peer_stream_load(args) -> dict:
     import gotalk_lab as gl
-
-    from _common import reset_peak_rss, rss_bytes
-    import os
 
     part = pattern(args.part)
     parts = args.total // len(part)

@@ -8,7 +8,9 @@ core when there are two, and are driven by the same load generator
 over loopback TCP, one connection, with 1 and with 64 requests in flight,
 16-byte and 4 KiB payloads. Runs alternate (baseline, peer, baseline, peer...);
 each figure is the median of its runs. Targets: >= 0.65x the baseline at 64 in
-flight, >= 0.8x at 1.
+flight, >= 0.8x at 1. Also printed: each server's CPU time per request (from
+/proc), steadier than throughput when other work shares the machine, and
+lower than throughput suggests when the generator cannot keep the baseline busy.
 Run ``python benchmarks/server_throughput.py`` (``--quick`` for a short run).
 """
 
@@ -38,17 +40,27 @@ def main() -> None:
                 label = f"{in_flight} in flight, {payload} B"
                 print(f"server, {label}: {runs} runs of {seconds:g} s each, alternated", flush=True)
 
-                def load(server):
-                    return lambda: run_load(
-                        "socket", server, payload=payload, in_flight=in_flight, seconds=seconds, warmup=warmup
-                    )["rate"]
+                cpu: dict[str, list[float]] = {"baseline": [], "peer": []}
 
-                figures = alternate(runs, {"baseline": load(baseline), "peer": load(peer)}, progress=label)
+                def load(name, server):
+                    def run() -> float:
+                        figures = run_load(
+                            "socket", server, payload=payload, in_flight=in_flight, seconds=seconds, warmup=warmup
+                        )
+                        cpu[name].append(figures["server_cpu_us"])
+                        return figures["rate"]
+
+                    return run
+
+                figures = alternate(runs, {"baseline": load("baseline", baseline), "peer": load("peer", peer)}, progress=label)
                 base, ours = median(figures["baseline"]), median(figures["peer"])
                 ratio = ours / base
-                print(f"    baseline asyncio.Protocol echo {base:12,.0f} requests/s (best {max(figures['baseline']):,.0f})")
-                print(f"    gotalk-lab serve               {ours:12,.0f} requests/s (best {max(figures['peer']):,.0f})")
-                print(f"    ratio {ratio:.2f} (target >= {TARGETS[in_flight]:.2f})", flush=True)
+                print(f"    baseline asyncio.Protocol echo {base:12,.0f} requests/s (best {max(figures['baseline']):,.0f})"
+                      f"  {median(cpu['baseline']):5.2f} us server CPU per request")
+                print(f"    gotalk-lab serve               {ours:12,.0f} requests/s (best {max(figures['peer']):,.0f})"
+                      f"  {median(cpu['peer']):5.2f} us server CPU per request")
+                print(f"    ratio {ratio:.2f} (target >= {TARGETS[in_flight]:.2f});"
+                      f" CPU per request, baseline / peer: {median(cpu['baseline']) / median(cpu['peer']):.2f}", flush=True)
                 summary.append((f"server {label}", ratio, TARGETS[in_flight]))
     print_summary(summary)
 

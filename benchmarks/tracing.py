@@ -40,17 +40,25 @@ def main() -> None:
             label = f"{in_flight} in flight, {PAYLOAD} B"
             print(f"tracing, server side, {label}: {runs} runs of {seconds:g} s each, alternated", flush=True)
 
-            def load(server):
-                return lambda: run_load(
-                    "socket", server, payload=PAYLOAD, in_flight=in_flight, seconds=seconds, warmup=warmup
-                )["rate"]
+            cpu: dict[str, list[float]] = {"off": [], "on": [], "timeline": []}
 
-            figures = alternate(runs, {"off": load(off), "on": load(on), "timeline": load(timeline)}, progress=label)
+            def load(name, server):
+                def run() -> float:
+                    figures = run_load("socket", server, payload=PAYLOAD, in_flight=in_flight, seconds=seconds, warmup=warmup)
+                    cpu[name].append(figures["server_cpu_us"])
+                    return figures["rate"]
+
+                return run
+
+            figures = alternate(
+                runs, {"off": load("off", off), "on": load("on", on), "timeline": load("timeline", timeline)}, progress=label
+            )
             base = median(figures["off"])
-            print(f"    trace off                    {base:12,.0f} requests/s")
+            print(f"    trace off                    {base:12,.0f} requests/s  {median(cpu['off']):6.2f} us server CPU per request")
             for name, title in (("on", "trace on"), ("timeline", "trace on + Timeline model")):
                 ours = median(figures[name])
-                print(f"    {title:28} {ours:12,.0f} requests/s  ratio {ours / base:.2f}")
+                print(f"    {title:28} {ours:12,.0f} requests/s  {median(cpu[name]):6.2f} us server CPU per request"
+                      f"  ratio {ours / base:.2f}")
                 summary.append((f"server {label}, {title}", ours / base, TARGET if name == "on" else None))
     with baseline_server() as server:
         for in_flight in (1, 64):

@@ -91,7 +91,9 @@ def _print(*parts, file=None) -> None:
     print(*parts, file=file or sys.stdout, flush=True)
 
 
-async def _until_interrupted() -> None:
+def _interrupted() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM. Made before the "listening" lines are
+    printed: a script that reads them and signals at once gets a clean stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -99,7 +101,7 @@ async def _until_interrupted() -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
             pass
-    await stop.wait()
+    return stop
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -136,9 +138,10 @@ async def _serve(args: argparse.Namespace) -> int:
         peer._closed.add_done_callback(lambda _: _print(f"closed {peer.name}: {peer.close_reason}", file=sys.stderr))
 
     server.on_connect(connected)
+    stop = _interrupted()
     for address in server.addresses:
         _print(f"listening {address}")
-    await _until_interrupted()
+    await stop.wait()
     await server.close()
     return 0
 
@@ -233,9 +236,10 @@ async def _tap(args: argparse.Namespace) -> int:
     except OSError as error:
         _print(f"gotalk-lab tap: cannot listen: {error}", file=sys.stderr)
         return 1
+    stop = _interrupted()
     _print(f"listening tcp://{address} -> upstream tcp://{_join(*args.upstream)}")
     try:
-        await _until_interrupted()
+        await stop.wait()
     finally:
         await tap.close()
         if trace_file is not None:

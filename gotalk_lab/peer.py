@@ -236,12 +236,13 @@ class Peer:
             received = self._decoder.feed_frames(data) if traced else self._decoder.feed(data)
         except ProtocolViolation as error:
             received, violation = error.messages, error
+        closed = PeerState.CLOSED  # looked up once: an enum member costs a lookup each time
         for item in received:
             if traced:
                 self._receive(item.header, item.message)
             else:
                 self._receive(None, item)
-            if self.state is PeerState.CLOSED:
+            if self.state is closed:
                 return  # (a message closed us: what follows it, even a violation, is not acted on)
         if violation is not None:
             self._fail(f"invalid input from the other side: {violation}", send_code=violation.code, cause=violation)
