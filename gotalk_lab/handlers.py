@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 SINGLE = "single"
@@ -63,6 +63,12 @@ class Operation:
     json: bool  #: payloads are JSON values on both sides
     wants_peer: bool  #: the function takes (payload, peer)
     is_async: bool  #: the function returns an awaitable (or is an async generator)
+    #: A plain ``function(payload) -> bytes``: a peer may call it as it reads the request.
+    plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plain = self.kind == SINGLE and not (self.json or self.wants_peer or self.is_async)
+        object.__setattr__(self, "plain", plain)
 
 
 class Handlers:

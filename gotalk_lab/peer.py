@@ -22,7 +22,7 @@ from .errors import GotalkError, ProtocolViolation
 from .handlers import SINGLE, Handlers, Operation, json_payload, json_value, to_payload
 from .streams import InboundStream, PartQueue, StreamRequestHandle
 from .trace import IN, OUT, Trace
-from .transports.base import Transport
+from .transports.base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport
 from .wire import (
     MAX_UINT32,
     VERSION_BYTES,
@@ -236,16 +236,77 @@ class Peer:
             received = self._decoder.feed_frames(data) if traced else self._decoder.feed(data)
         except ProtocolViolation as error:
             received, violation = error.messages, error
-        closed = PeerState.CLOSED  # looked up once: an enum member costs a lookup each time
-        for item in received:
-            if traced:
-                self._receive(item.header, item.message)
-            else:
-                self._receive(None, item)
-            if self.state is closed:
-                return  # (a message closed us: what follows it, even a violation, is not acted on)
+        if traced:
+            closed = PeerState.CLOSED  # looked up once: an enum member costs a lookup each time
+            for frame in received:
+                self._receive(frame.header, frame.message)
+                if self.state is closed:
+                    return  # (a message closed us: what follows it, even a violation, is not acted on)
+        elif not self._receive_untraced(received):
+            return
         if violation is not None:
             self._fail(f"invalid input from the other side: {violation}", send_code=violation.code, cause=violation)
+
+    def _receive_untraced(self, messages: list) -> bool:
+        """Act on ``messages`` with no trace to record them: a server's hot path.
+
+        A single request for a plain operation (``function(payload)``, see
+        ``Operation.plain``) is answered right here, and the answers to one chunk
+        of input are joined into one write; everything else goes through
+        ``_receive``, after the answers before it are written, so that the order
+        on the wire is the order of the requests. False if a message closed us.
+        """
+        closed = PeerState.CLOSED
+        operations = self.handlers.operations
+        serving, streams = self._serving, self._inbound_streams
+        limit = self.max_requests
+        transport = self._transport
+        answers: list[bytes] = []
+        size = 0
+        for message in messages:
+            if type(message) is SingleRequest:
+                operation = operations.get(message.operation)
+                request_id = message.request_id
+                if (
+                    operation is not None
+                    and operation.plain
+                    and request_id not in serving
+                    and request_id not in streams
+                    and (limit is None or len(serving) < limit)
+                    and not transport.write_backlogged
+                ):
+                    try:
+                        result = operation.function(message.payload)
+                        if type(result) is not bytes:
+                            result = to_payload(result)
+                    except Exception as error:
+                        result = _error_text(error)
+                        answers.append(b"E%s%08x" % (request_id, len(result)))
+                    else:
+                        if len(result) >= DIRECT_WRITE_SIZE:  # large: written as it is, not joined
+                            if answers:
+                                transport.write(b"".join(answers))
+                                answers, size = [], 0
+                            self._answer(SingleResult, request_id, result)
+                            continue
+                        answers.append(b"R%s%08x" % (request_id, len(result)))
+                    answers.append(result)
+                    size += len(result) + 13
+                    if self.state is closed:
+                        return False  # (the handler closed the connection: nothing more is written)
+                    if size >= HIGH_WATER:
+                        transport.write(b"".join(answers))  # may make the transport backlogged
+                        answers, size = [], 0
+                    continue
+            if answers:
+                transport.write(b"".join(answers))
+                answers, size = [], 0
+            self._receive(None, message)
+            if self.state is closed:
+                return False  # (a message closed us: what follows it, even a violation, is not acted on)
+        if answers:
+            transport.write(b"".join(answers))
+        return True
 
     def input_refused(self, reason: str) -> None:
         """The transport refused received bytes before passing them on (a WebSocket
