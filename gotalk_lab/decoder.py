@@ -52,7 +52,7 @@ _SIZE = re.compile(_H8)  # after a name
 _LOAD_TIME = re.compile(rb"([0-9a-fA-F]{4})" + _H8)  # h
 _CODE = re.compile(_H8)  # f
 
-#: Header fields a decoder remembers once checked (``Decoder._request_tail``,
+#: Header fields a decoder remembers once checked (``Decoder._name_tail``,
 #: ``Decoder._id_size``), per kind: a peer meets the same few operations and
 #: payload sizes over and over; the bound keeps ever-new ones from growing it.
 HEADER_MEMO = 256
@@ -96,6 +96,11 @@ class Frame(NamedTuple):
         return len(self.header) + len(getattr(self.message, "payload", b""))
 
 
+# Frames are made in the decoder's hot loop, where ``Frame(...)`` (a Python-level
+# ``__new__``) costs twice what building the tuple directly does.
+_new_tuple = tuple.__new__
+
+
 class Decoder:
     """Turns a byte stream into Gotalk messages, chunk by chunk.
 
@@ -117,6 +122,8 @@ class Decoder:
         self._missing = 0
         # r/s header bytes after the request ID, already checked -> (operation, payload size).
         self._request_tails: dict[bytes, tuple[str, int]] = {}
+        # n header bytes after the type, already checked -> (name, payload size).
+        self._notification_tails: dict[bytes, tuple[str, int]] = {}
         # R/S/E/p payload size fields, already checked -> their value.
         self._payload_sizes: dict[bytes, int] = {}
         #: The violation that stopped this decoder, if any; ``feed`` raises it again.
@@ -220,6 +227,7 @@ class Decoder:
         base = self._base
         append = out.append
         request_tails = self._request_tails
+        notification_tails = self._notification_tails
         payload_sizes = self._payload_sizes
         end = len(buf)
         pos = 0
@@ -246,7 +254,9 @@ class Decoder:
                 except ValueError:
                     break
                 # Name size, name and payload size as bytes: seen (and checked) before, or checked now.
-                known = request_tails.get(buf[pos + 5 : name_end + 8]) or self._request_tail(buf, pos, name_end)
+                known = request_tails.get(buf[pos + 5 : name_end + 8]) or self._name_tail(
+                    buf, _ID_NAMESIZE, pos, name_end, request_tails
+                )
                 if known is None:
                     break
                 operation, size = known
@@ -259,20 +269,19 @@ class Decoder:
                     break
                 message = cls(request_id, operation, buf[start:stop])
             elif kind == 0x6E:  # n: name size, name, payload size
-                m = _NAMESIZE.match(buf, pos + 1)
-                if m is None:
-                    break
-                name_end = pos + 4 + int(m.group(1), 16)
-                m = _SIZE.match(buf, name_end)
-                if m is None:
-                    break
                 try:
-                    name = buf[pos + 4 : name_end].decode()
-                except UnicodeDecodeError:
+                    name_end = pos + 4 + int(buf[pos + 1 : pos + 4], 16)
+                except ValueError:
                     break
+                known = notification_tails.get(buf[pos + 1 : name_end + 8]) or self._name_tail(
+                    buf, _NAMESIZE, pos, name_end, notification_tails
+                )
+                if known is None:
+                    break
+                name, size = known
                 start = name_end + 8
-                stop = start + int(m.group(1), 16)
-                if stop > end or stop - start > limit:
+                stop = start + size
+                if stop > end or size > limit:
                     held = (Notification, (name,), start, stop)
                     break
                 message = Notification(name, buf[start:stop])
@@ -302,7 +311,7 @@ class Decoder:
                 message = ProtocolError(int(m.group(1), 16))
             else:
                 break  # unknown type: _locate reports it
-            append(Frame(base + pos, buf[pos:start], message) if located else message)
+            append(_new_tuple(Frame, (base + pos, buf[pos:start], message)) if located else message)
             pos = stop
         if held is not None:
             cls, leading, start, stop = held
@@ -333,22 +342,26 @@ class Decoder:
             self._payload_sizes[size_field] = size
         return size
 
-    def _request_tail(self, buf: bytes, pos: int, name_end: int) -> tuple[str, int] | None:
-        """Check the ``r``/``s`` header at ``pos`` field by field: (operation, payload size), or None.
+    def _name_tail(self, buf: bytes, head: re.Pattern, pos: int, name_end: int, memo: dict) -> tuple[str, int] | None:
+        """Check the ``r``/``s``/``n`` header at ``pos`` field by field: (name, payload size), or None.
 
-        None leaves the verdict (wrong byte, or more bytes needed) to ``_locate``.
-        A header that passes is remembered by its bytes after the request ID.
+        ``head`` matches what lies between the type byte and the name (request
+        ID and name size, or the name size alone). None leaves the verdict (wrong
+        byte, or more bytes needed) to ``_locate``. A header that passes is
+        remembered in ``memo`` by its bytes from the name size on.
         """
+        head_match = head.match(buf, pos + 1)
         size_match = _SIZE.match(buf, name_end)
-        if _ID_NAMESIZE.match(buf, pos + 1) is None or size_match is None:
+        if head_match is None or size_match is None:
             return None
+        name_start = head_match.end()
         try:
-            operation = buf[pos + 8 : name_end].decode()
+            name = buf[name_start:name_end].decode()
         except UnicodeDecodeError:
             return None
-        known = (operation, int(size_match.group(1), 16))
-        if len(self._request_tails) < HEADER_MEMO:
-            self._request_tails[buf[pos + 5 : name_end + 8]] = known
+        known = (name, int(size_match.group(1), 16))
+        if len(memo) < HEADER_MEMO:
+            memo[buf[name_start - 3 : name_end + 8]] = known
         return known
 
     def _locate(self, buf: bytes, pos: int) -> None:

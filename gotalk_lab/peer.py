@@ -236,34 +236,35 @@ class Peer:
             received = self._decoder.feed_frames(data) if traced else self._decoder.feed(data)
         except ProtocolViolation as error:
             received, violation = error.messages, error
-        if traced:
-            closed = PeerState.CLOSED  # looked up once: an enum member costs a lookup each time
-            for frame in received:
-                self._receive(frame.header, frame.message)
-                if self.state is closed:
-                    return  # (a message closed us: what follows it, even a violation, is not acted on)
-        elif not self._receive_untraced(received):
+        if not self._receive_batch(received, traced):
             return
         if violation is not None:
             self._fail(f"invalid input from the other side: {violation}", send_code=violation.code, cause=violation)
 
-    def _receive_untraced(self, messages: list) -> bool:
-        """Act on ``messages`` with no trace to record them: a server's hot path.
+    def _receive_batch(self, received: list, traced: bool) -> bool:
+        """Act on what one chunk of input completed (``Frame``s when ``traced``): the hot path.
 
         A single request for a plain operation (``function(payload)``, see
         ``Operation.plain``) is answered right here, and the answers to one chunk
         of input are joined into one write; everything else goes through
         ``_receive``, after the answers before it are written, so that the order
-        on the wire is the order of the requests. False if a message closed us.
+        on the wire is the order of the requests. Traced, each request and its
+        answer are noted in the trace as they are read and made. False if a
+        message closed us.
         """
         closed = PeerState.CLOSED
         operations = self.handlers.operations
         serving, streams = self._serving, self._inbound_streams
         limit = self.max_requests
         transport = self._transport
+        note = self.trace.add if traced else None
+        joined = transport.joins_frames
         answers: list[bytes] = []
         size = 0
-        for message in messages:
+        header = None
+        for message in received:
+            if traced:
+                header, message = message.header, message.message
             if type(message) is SingleRequest:
                 operation = operations.get(message.operation)
                 request_id = message.request_id
@@ -275,25 +276,29 @@ class Peer:
                     and (limit is None or len(serving) < limit)
                     and not transport.write_backlogged
                 ):
+                    if traced:
+                        note(IN, header, message)
                     try:
                         result = operation.function(message.payload)
                         if type(result) is not bytes:
                             result = to_payload(result)
+                        cls = SingleResult
                     except Exception as error:
-                        result = _error_text(error)
-                        answers.append(b"E%s%08x" % (request_id, len(result)))
-                    else:
-                        if len(result) >= DIRECT_WRITE_SIZE:  # large: written as it is, not joined
-                            if answers:
-                                transport.write(b"".join(answers))
-                                answers, size = [], 0
-                            self._answer(SingleResult, request_id, result)
-                            continue
-                        answers.append(b"R%s%08x" % (request_id, len(result)))
-                    answers.append(result)
-                    size += len(result) + 13
+                        result, cls = _error_text(error), ErrorResult
                     if self.state is closed:
                         return False  # (the handler closed the connection: nothing more is written)
+                    if not joined or len(result) >= DIRECT_WRITE_SIZE:  # written as it is, not joined
+                        if answers:
+                            transport.write(b"".join(answers))
+                            answers, size = [], 0
+                        self._answer(cls, request_id, result)
+                        continue
+                    answer = b"%s%s%08x" % (cls.TYPE, request_id, len(result))
+                    if traced:
+                        note(OUT, answer, cls(request_id, result))
+                    answers.append(answer)
+                    answers.append(result)
+                    size += len(result) + 13
                     if size >= HIGH_WATER:
                         transport.write(b"".join(answers))  # may make the transport backlogged
                         answers, size = [], 0
@@ -301,7 +306,7 @@ class Peer:
             if answers:
                 transport.write(b"".join(answers))
                 answers, size = [], 0
-            self._receive(None, message)
+            self._receive(header, message)
             if self.state is closed:
                 return False  # (a message closed us: what follows it, even a violation, is not acted on)
         if answers:
@@ -410,7 +415,7 @@ class Peer:
     def _send(self, message: Message) -> None:
         header = encode_header(message)
         if self.trace is not None:
-            self.trace.record(OUT, header, message)
+            self.trace.add(OUT, header, message)
         if self._transport is not None:
             self._transport.write(header, getattr(message, "payload", b""))
 
@@ -561,7 +566,7 @@ class Peer:
 
     def _receive(self, header: bytes, message: Message) -> None:
         if self.trace is not None:
-            self.trace.record(IN, header, message)
+            self.trace.add(IN, header, message)
         cls = type(message)
         if cls is SingleRequest:
             self._on_single_request(message)

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections import deque
+from time import monotonic
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -39,6 +40,8 @@ _OTHER = {OUT: IN, IN: OUT}
 #: Events kept by default: enough for a long classroom session, small enough
 #: (a few hundred bytes each plus payloads) not to matter in a kernel.
 DEFAULT_TRACE_CAP = 100_000
+
+_ANSWERS = frozenset({SingleResult, StreamResult, ErrorResult, RetryResult})
 
 
 @dataclass(slots=True, eq=False)
@@ -89,14 +92,24 @@ class Exchange:
 
 
 class Trace:
-    """Every frame, live. Subscribe with ``trace.subscribe(callback)``."""
+    """Every frame, live. Subscribe with ``trace.subscribe(callback)``.
+
+    A peer notes each frame with ``add``, which only queues it while nobody is
+    listening; the queue is filed into events and exchanges the moment anything
+    reads the trace (or subscribes), so a busy peer that nobody watches pays
+    for filing only the frames still within the cap. With a listener, every
+    frame is filed as it comes, and the listener hears it at once.
+    """
 
     def __init__(self, cap: int | None = DEFAULT_TRACE_CAP, *, enabled: bool = True) -> None:
         self.cap = cap
         self.enabled = enabled
-        self.events: deque[TraceEvent] = deque(maxlen=cap)
-        self.exchanges: dict[int, Exchange] = {}
-        self.dropped = 0  #: events dropped because of the cap
+        self._events: deque[TraceEvent] = deque(maxlen=cap)
+        self._exchanges: dict[int, Exchange] = {}
+        self._dropped = 0
+        # Frames noted by ``add`` and not filed yet: (direction, header, message, time).
+        self._queued: deque[tuple] = deque(maxlen=cap)
+        self._noted = 0  # frames given to ``add`` since the queue was last filed
         self.started_wall = time.time()
         self._started = time.monotonic()
         self._count = 0
@@ -104,66 +117,83 @@ class Trace:
         self._open: dict[str, dict[bytes, Exchange]] = {OUT: {}, IN: {}}
         self._listeners: list[Callable[[TraceEvent], None]] = []
 
+    @property
+    def events(self) -> deque[TraceEvent]:
+        """The frames within the cap, oldest first."""
+        if self._queued or self._noted:
+            self._file_queued()
+        return self._events
+
+    @property
+    def exchanges(self) -> dict[int, Exchange]:
+        """Exchanges by id (the index of their first frame), oldest first."""
+        if self._queued or self._noted:
+            self._file_queued()
+        return self._exchanges
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped because of the cap."""
+        if self._queued or self._noted:
+            self._file_queued()
+        return self._dropped
+
+    @dropped.setter
+    def dropped(self, count: int) -> None:
+        self._file_queued()
+        self._dropped = count
+
     # -- recording ------------------------------------------------------------
 
+    def add(self, direction: str, header: bytes, message: Message) -> None:
+        """Note one frame a peer wrote or read: the hot path, filed when the trace is read."""
+        if self._listeners:
+            self.record(direction, header, message)
+        elif self.enabled:
+            self._noted += 1
+            self._queued.append((direction, header, message, monotonic() - self._started))
+
+    def _file_queued(self) -> None:
+        """File the frames ``add`` queued, in order. Frames that the cap pushed out
+        of the queue before it was filed are counted as dropped, never filed, so
+        an exchange whose request went that way has no record of it."""
+        queued = self._queued
+        skipped = self._noted - len(queued)
+        self._noted = 0
+        if skipped:
+            self._dropped += skipped
+            self._count += skipped
+        file = self._file
+        while queued:
+            file(*queued.popleft())
+
     def record(self, direction: str, header: bytes, message: Message, at: float | None = None) -> TraceEvent | None:
-        """Append one frame; returns the event (None when recording is off)."""
+        """Append one frame now; returns the event (None when recording is off)."""
         if not self.enabled:
             return None
+        if self._queued or self._noted:
+            self._file_queued()
+        return self._file(direction, header, message, at)
+
+    def _file(self, direction: str, header: bytes, message: Message, at: float | None = None) -> TraceEvent | None:
+        """Make the event for one frame and file it under its exchange.
+
+        Kept flat, since it runs for every frame: the exchange is found before
+        the event is made, and the oldest event is only looked at at the cap.
+        """
         cap = self.cap
         if cap == 0:  # keeps nothing: every event is dropped as it comes
-            self.dropped += 1
+            self._dropped += 1
             return None
         if at is None:
-            at = time.monotonic() - self._started
-        event = TraceEvent(self._count, at, direction, header, message)
-        self._count += 1
-        events = self.events
-        if cap is not None and len(events) == cap:
-            self._drop_oldest()
-        events.append(event)
-        self._correlate(event)
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:  # a broken listener must never break the peer
-                log.exception("trace listener %r failed", listener)
-        return event
-
-    def _drop_oldest(self) -> None:
-        oldest = self.events[0]
-        self.dropped += 1
-        if oldest.exchange is not None:
-            exchange = self.exchanges.get(oldest.exchange)
-            if exchange is not None and exchange.events and exchange.events[0] == oldest.index:
-                exchange.events.pop(0)
-                if not exchange.events and exchange.ended is not None:
-                    del self.exchanges[exchange.id]
-
-    def _correlate(self, event: TraceEvent) -> None:
-        message = event.message
+            at = monotonic() - self._started
+        index = self._count
+        self._count = index + 1
         cls = type(message)
-        if cls is SingleRequest or cls is StreamRequest:
-            opened = self._open[event.direction]
-            exchange = opened.get(message.request_id)
-            if exchange is not None and exchange.outcome == "retrying":
-                exchange.retries += 1
-                exchange.outcome = "pending"
-            else:
-                if exchange is not None:
-                    # Its ID reused while it was in flight: no answer can be told
-                    # apart any more (a peer refuses this and closes), so it ends here.
-                    exchange.outcome = "closed"
-                    exchange.ended = event.time
-                # Positional (id, request_id, operation, requester, kind, started):
-                # once per request, and keywords cost twice as much.
-                kind = "single" if cls is SingleRequest else "stream"
-                exchange = Exchange(event.index, message.request_id, message.operation, event.direction, kind, event.time)
-                self.exchanges[exchange.id] = exchange
-                opened[message.request_id] = exchange
-        elif cls is SingleResult or cls is StreamResult or cls is ErrorResult or cls is RetryResult:
-            opened = self._open[_OTHER[event.direction]]  # the requester is the other side
-            exchange = opened.get(message.request_id)
+        exchange = None
+        if cls in _ANSWERS:
+            # The requester is the other side.
+            exchange = self._open[_OTHER[direction]].get(message.request_id)
             if exchange is not None:
                 if cls is RetryResult:
                     exchange.outcome = "retrying"
@@ -171,18 +201,63 @@ class Trace:
                     exchange.outcome = "stream"
                 else:
                     exchange.outcome = "error" if cls is ErrorResult else "result"
-                    exchange.ended = event.time
-                    del opened[message.request_id]
+                    exchange.ended = at
+                    del self._open[_OTHER[direction]][message.request_id]
+        elif cls is SingleRequest or cls is StreamRequest:
+            exchange = self._open_exchange(direction, message, cls, index, at)
         elif cls is StreamRequestPart:
-            exchange = self._open[event.direction].get(message.request_id)
+            exchange = self._open[direction].get(message.request_id)
+        if exchange is None:
+            event = TraceEvent(index, at, direction, header, message)
         else:
-            return
+            event = TraceEvent(index, at, direction, header, message, exchange.id)
+            exchange.events.append(index)
+        events = self._events
+        if len(events) == cap:
+            self._drop_oldest()
+        events.append(event)
+        if self._listeners:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:  # a broken listener must never break the peer
+                    log.exception("trace listener %r failed", listener)
+        return event
+
+    def _drop_oldest(self) -> None:
+        oldest = self._events.popleft()
+        self._dropped += 1
+        if oldest.exchange is not None:
+            exchange = self._exchanges.get(oldest.exchange)
+            if exchange is not None and exchange.events and exchange.events[0] == oldest.index:
+                exchange.events.pop(0)
+                if not exchange.events and exchange.ended is not None:
+                    del self._exchanges[exchange.id]
+
+    def _open_exchange(self, direction: str, message, cls: type, index: int, at: float) -> Exchange:
+        """The exchange a (single or stream) request starts, or continues when it is a retry."""
+        opened = self._open[direction]
+        exchange = opened.get(message.request_id)
+        if exchange is not None and exchange.outcome == "retrying":
+            exchange.retries += 1
+            exchange.outcome = "pending"
+            return exchange
         if exchange is not None:
-            event.exchange = exchange.id
-            exchange.events.append(event.index)
+            # Its ID reused while it was in flight: no answer can be told
+            # apart any more (a peer refuses this and closes), so it ends here.
+            exchange.outcome = "closed"
+            exchange.ended = at
+        # Positional (id, request_id, operation, requester, kind, started):
+        # once per request, and keywords cost twice as much.
+        kind = "single" if cls is SingleRequest else "stream"
+        exchange = Exchange(index, message.request_id, message.operation, direction, kind, at)
+        self._exchanges[index] = exchange
+        opened[message.request_id] = exchange
+        return exchange
 
     def close_open_exchanges(self, reason: str = "closed") -> None:
         """Mark exchanges still waiting when the connection ends as never answered."""
+        self._file_queued()
         now = time.monotonic() - self._started
         for opened in self._open.values():
             for exchange in opened.values():
@@ -194,6 +269,7 @@ class Trace:
 
     def subscribe(self, listener: Callable[[TraceEvent], None]) -> Callable[[], None]:
         """Call ``listener(event)`` for every new event; returns an unsubscribe function."""
+        self._file_queued()  # what came before is history: the listener hears only what is new
         self._listeners.append(listener)
 
         def unsubscribe() -> None:
@@ -215,11 +291,13 @@ class Trace:
         return None if event.exchange is None else self.exchanges.get(event.exchange)
 
     def clear(self) -> None:
-        self.events.clear()
-        self.exchanges.clear()
+        self._queued.clear()
+        self._noted = 0
+        self._events.clear()
+        self._exchanges.clear()
         for opened in self._open.values():
             opened.clear()
-        self.dropped = 0
+        self._dropped = 0
 
     def __repr__(self) -> str:
         return f"<Trace {len(self.events)} frames, {len(self.exchanges)} exchanges, {self.dropped} dropped>"

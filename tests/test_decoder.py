@@ -604,6 +604,25 @@ def test_payload_split_over_feeds_is_followed_by_more_messages() -> None:
     assert decoder.offset == len(stream)
 
 
+@pytest.mark.parametrize("kind", ["request", "notification"])
+def test_a_header_seen_before_is_still_checked_when_a_byte_differs(kind: str) -> None:
+    """Named headers are remembered once checked; a look-alike with one wrong byte is not let through."""
+    if kind == "request":
+        good = encode(SingleRequest(b"0001", "echo", b"hi"))
+        bad = good.replace(b"echo", b"ec\xffo")  # same sizes, name no longer UTF-8
+        bad_offset = 10
+    else:
+        good = encode(Notification("tick", b"hi"))
+        bad = good.replace(b"tick", b"ti\xffk")
+        bad_offset = 6
+    decoder = Decoder(expect_version=False)
+    assert len(decoder.feed(good * 3)) == 3
+    with pytest.raises(ProtocolViolation) as caught:
+        decoder.feed(good + bad)
+    assert caught.value.offset == 4 * len(good) + bad_offset
+    assert caught.value.field in ("operation", "name") and len(caught.value.messages) == 1
+
+
 def test_every_split_in_two_decodes_like_the_whole() -> None:
     stream = b"01" + reencode(EVERY_TYPE)
     expected = [ProtocolVersion(), *EVERY_TYPE]

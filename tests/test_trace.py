@@ -245,6 +245,90 @@ def test_dropping_a_finished_exchanges_events_forgets_the_exchange():
     assert trace.exchanges == {} and trace.dropped == 2
 
 
+def conversation_frames(count: int) -> list[tuple[str, bytes, object]]:
+    """Requests out, answers in, a notification now and then: (direction, header, message)."""
+    frames = []
+    for n in range(count):
+        request_id = b"%04d" % (n % 7)
+        answer = ErrorResult(request_id, b"no") if n % 5 == 0 else SingleResult(request_id, b"%d" % n)
+        for direction, message in ((OUT, SingleRequest(request_id, "echo", b"%d" % n)), (IN, answer)):
+            frames.append((direction, encode_header(message), message))
+        if n % 3 == 0:
+            note = Notification("tick", b"")
+            frames.append((IN, encode_header(note), note))
+    return frames
+
+
+def summary(trace: Trace):
+    events = [(e.index, e.direction, e.header, e.message, e.exchange) for e in trace]
+    exchanges = [(x.id, x.request_id, x.outcome, x.events) for x in trace.exchanges.values()]
+    return events, exchanges, trace.dropped
+
+
+@pytest.mark.parametrize("cap", [None, 1000, 7])
+def test_frames_a_peer_adds_are_filed_as_recorded_ones_are_when_the_trace_is_read(cap):
+    recorded, added = Trace(cap=cap), Trace(cap=cap)
+    frames = conversation_frames(40)
+    for direction, header, message in frames:
+        recorded.record(direction, header, message)
+        added.add(direction, header, message)
+    if cap is None or cap >= len(frames):
+        # Nothing fell off: the two are the same, frame for frame and exchange for exchange.
+        assert summary(added) == summary(recorded)
+        assert len(added) == len(frames)
+    else:
+        # Frames pushed out of the queue were never filed: only counted, indices go on.
+        assert len(added) == cap and added.dropped == len(frames) - cap
+        assert [e.index for e in added] == list(range(len(frames) - cap, len(frames)))
+        assert [e.header for e in added] == [e.header for e in recorded]
+        # An answer whose request fell off belongs to no exchange; one with its request kept does.
+        for event in added:
+            if type(event.message) in (SingleResult, ErrorResult):
+                request_kept = any(
+                    type(e.message) is SingleRequest and e.message.request_id == event.message.request_id and e.index < event.index
+                    for e in added
+                )
+                assert (event.exchange is not None) == request_kept
+
+
+def test_frames_added_before_a_read_and_after_it_keep_their_order():
+    trace = Trace(cap=5)
+    frames = conversation_frames(6)
+    for direction, header, message in frames[:3]:
+        trace.add(direction, header, message)
+    assert [e.index for e in trace] == [0, 1, 2]
+    for direction, header, message in frames[3:]:
+        trace.add(direction, header, message)
+    assert [e.index for e in trace] == list(range(len(frames) - 5, len(frames)))
+    assert trace.dropped == len(frames) - 5
+    assert [e.header for e in trace] == [header for _, header, _ in frames[-5:]]
+
+
+def test_a_listener_hears_added_frames_at_once_and_only_the_new_ones():
+    trace = Trace()
+    frames = conversation_frames(4)
+    for direction, header, message in frames[:2]:
+        trace.add(direction, header, message)
+    heard = []
+    trace.subscribe(heard.append)
+    for direction, header, message in frames[2:]:
+        trace.add(direction, header, message)
+        assert heard[-1].message is message  # filed as it came, not at the next read
+    assert [e.index for e in heard] == list(range(2, len(frames)))
+    assert list(trace)[:2] == [e for e in trace if e.index < 2] and len(trace) == len(frames)
+
+
+def test_adding_to_a_disabled_or_zero_cap_trace_keeps_nothing():
+    message = SingleRequest(b"0001", "echo", b"")
+    off = Trace(enabled=False)
+    off.add(OUT, encode_header(message), message)
+    assert len(off) == 0 and off.dropped == 0
+    nothing = Trace(cap=0)
+    for _ in range(3):
+        nothing.add(OUT, encode_header(message), message)
+    assert len(nothing) == 0 and nothing.exchanges == {} and nothing.dropped == 3
+
+
 async def test_listeners_hear_every_new_event_and_a_broken_listener_breaks_nothing():
     a, b, _, _ = await recorded_pair()
     heard = []

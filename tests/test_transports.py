@@ -215,8 +215,10 @@ async def test_drain_waits_while_the_other_side_does_not_read(scheme):
 # -- WebSocket framing, as gotalk.js reads it ----------------------------------------------------
 
 
-async def test_websocket_frames_every_header_and_payload_as_its_own_message():
-    server = await within(gl.serve("ws://127.0.0.1:0/gotalk/", demo.handlers()))
+@pytest.mark.parametrize("trace", [True, False], ids=["traced", "untraced"])
+async def test_websocket_frames_every_header_and_payload_as_its_own_message(trace):
+    # Untraced, as gotalk-lab serve runs, plain answers take the peer's batch path.
+    server = await within(gl.serve("ws://127.0.0.1:0/gotalk/", demo.handlers(), trace=trace))
     try:
         async with ws_connect(server.addresses[0], origin="http://127.0.0.1") as socket:
             assert await within(socket.recv()) == b"01"

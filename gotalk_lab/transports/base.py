@@ -39,6 +39,10 @@ class Transport:
 
     #: A short human description, e.g. "tcp 127.0.0.1:52011 -> 127.0.0.1:8000".
     description = "transport"
+    #: True when the other side reads one byte stream, so several whole frames
+    #: may go out in one ``write``; False where each write is a message of its
+    #: own that must hold one header or one payload (WebSocket, as gotalk.js reads it).
+    joins_frames = True
 
     def __init__(self) -> None:
         self.receiver: Receiver | None = None

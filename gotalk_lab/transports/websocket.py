@@ -54,6 +54,8 @@ LOOPBACK_ORIGIN = re.compile(r"^https?://(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localho
 
 
 class WebSocketTransport(Transport):
+    joins_frames = False  # one WebSocket message per header and per payload
+
     def __init__(self, connection, description: str) -> None:
         super().__init__()
         self.connection = connection
