@@ -2,9 +2,10 @@
 
 A ``Trace`` is plain data plus listeners: ``record`` appends an event (monotonic
 time, direction, exact bytes, decoded message) and files it under its exchange
-(request -> retries -> result parts -> end). It never touches a connection and
-never imports a widget; widgets subscribe to it. Size is capped: past the cap the
-oldest events are dropped and counted.
+(request -> retries -> result parts -> end); ``add``, a peer's hot path, queues
+the frame and leaves the filing to the first read. It never touches a connection
+and never imports a widget; widgets subscribe to it. Size is capped: past the cap
+the oldest events are dropped and counted.
 """
 
 from __future__ import annotations
