@@ -108,12 +108,12 @@ class Trace:
         self._events: deque[TraceEvent] = deque(maxlen=cap)
         self._exchanges: dict[int, Exchange] = {}
         self._dropped = 0
-        # Frames noted by ``add`` and not filed yet: (direction, header, message, time).
+        # Frames noted by ``add`` and not filed yet: (index, direction, header, message, time).
         self._queued: deque[tuple] = deque(maxlen=cap)
-        self._noted = 0  # frames given to ``add`` since the queue was last filed
         self.started_wall = time.time()
         self._started = time.monotonic()
-        self._count = 0
+        self._next_index = 0  # of the next frame noted or recorded
+        self._filed_up_to = 0  # the index after the last one filed (or dropped, or cleared)
         # Exchanges still waiting, by requester (OUT or IN), then request ID.
         self._open: dict[str, dict[bytes, Exchange]] = {OUT: {}, IN: {}}
         self._listeners: list[Callable[[TraceEvent], None]] = []
@@ -121,21 +121,21 @@ class Trace:
     @property
     def events(self) -> deque[TraceEvent]:
         """The frames within the cap, oldest first."""
-        if self._queued or self._noted:
+        if self._queued:
             self._file_queued()
         return self._events
 
     @property
     def exchanges(self) -> dict[int, Exchange]:
         """Exchanges by id (the index of their first frame), oldest first."""
-        if self._queued or self._noted:
+        if self._queued:
             self._file_queued()
         return self._exchanges
 
     @property
     def dropped(self) -> int:
         """Frames dropped because of the cap."""
-        if self._queued or self._noted:
+        if self._queued:
             self._file_queued()
         return self._dropped
 
@@ -148,48 +148,56 @@ class Trace:
 
     def add(self, direction: str, header: bytes, message: Message) -> None:
         """Note one frame a peer wrote or read: the hot path, filed when the trace is read."""
-        if self._listeners:
+        if self._listeners or self.cap == 0:
             self.record(direction, header, message)
         elif self.enabled:
-            self._noted += 1
-            self._queued.append((direction, header, message, monotonic() - self._started))
+            index = self._next_index
+            self._next_index = index + 1
+            self._queued.append((index, direction, header, message, monotonic() - self._started))
 
     def _file_queued(self) -> None:
-        """File the frames ``add`` queued, in order. Frames that the cap pushed out
-        of the queue before it was filed are counted as dropped, never filed, so
-        an exchange whose request went that way has no record of it."""
+        """File the frames ``add`` queued, in order.
+
+        Frames that the cap pushed out of the queue before it was filed (a gap in
+        the indices) are counted as dropped, never filed, so an exchange whose
+        request went that way has no record of it. A reader on another thread
+        than the peer's may file while the peer adds: the queue hands out each
+        frame once, and what comes after the last check waits for the next read.
+        """
         queued = self._queued
-        skipped = self._noted - len(queued)
-        self._noted = 0
-        if skipped:
-            self._dropped += skipped
-            self._count += skipped
         file = self._file
         while queued:
-            file(*queued.popleft())
+            try:
+                index, direction, header, message, at = queued.popleft()
+            except IndexError:  # (emptied by another reader in between)
+                break
+            if index > self._filed_up_to:
+                self._dropped += index - self._filed_up_to
+            file(direction, header, message, at, index)
 
     def record(self, direction: str, header: bytes, message: Message, at: float | None = None) -> TraceEvent | None:
         """Append one frame now; returns the event (None when recording is off)."""
         if not self.enabled:
             return None
-        if self._queued or self._noted:
+        if self._queued:
             self._file_queued()
-        return self._file(direction, header, message, at)
+        index = self._next_index
+        self._next_index = index + 1
+        return self._file(direction, header, message, at, index)
 
-    def _file(self, direction: str, header: bytes, message: Message, at: float | None = None) -> TraceEvent | None:
+    def _file(self, direction: str, header: bytes, message: Message, at: float | None, index: int) -> TraceEvent | None:
         """Make the event for one frame and file it under its exchange.
 
         Kept flat, since it runs for every frame: the exchange is found before
         the event is made, and the oldest event is only looked at at the cap.
         """
         cap = self.cap
+        self._filed_up_to = index + 1
         if cap == 0:  # keeps nothing: every event is dropped as it comes
             self._dropped += 1
             return None
         if at is None:
             at = monotonic() - self._started
-        index = self._count
-        self._count = index + 1
         cls = type(message)
         exchange = None
         if cls in _ANSWERS:
@@ -293,7 +301,7 @@ class Trace:
 
     def clear(self) -> None:
         self._queued.clear()
-        self._noted = 0
+        self._filed_up_to = self._next_index
         self._events.clear()
         self._exchanges.clear()
         for opened in self._open.values():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 import pytest
@@ -316,6 +317,42 @@ def test_a_listener_hears_added_frames_at_once_and_only_the_new_ones():
         assert heard[-1].message is message  # filed as it came, not at the next read
     assert [e.index for e in heard] == list(range(2, len(frames)))
     assert list(trace)[:2] == [e for e in trace if e.index < 2] and len(trace) == len(frames)
+
+
+def test_a_reader_on_another_thread_files_while_frames_are_added():
+    """As a script reads the trace of a peer running on the background loop thread."""
+    trace = Trace(cap=500)
+    frames = conversation_frames(4000)
+    done = threading.Event()
+
+    def peer_side() -> None:
+        for direction, header, message in frames:
+            trace.add(direction, header, message)
+        done.set()
+
+    adder = threading.Thread(target=peer_side)
+    adder.start()
+    reads = 0
+    while not done.is_set() and reads < 100_000:
+        indices = [e.index for e in list(trace.events)]
+        if indices:  # whatever is filed so far: consecutive, nothing twice, nothing lost within the cap
+            assert indices == list(range(indices[0], indices[0] + len(indices)))
+        reads += 1
+    adder.join(BOUND)
+    assert len(trace) == 500 and trace.dropped == len(frames) - 500
+    assert [e.index for e in trace] == list(range(len(frames) - 500, len(frames)))
+    assert [e.header for e in trace] == [header for _, header, _ in frames[-500:]]
+
+
+def test_clearing_forgets_what_was_queued_without_counting_it_dropped():
+    trace = Trace(cap=4)
+    frames = conversation_frames(5)
+    for direction, header, message in frames[:6]:
+        trace.add(direction, header, message)
+    trace.clear()
+    for direction, header, message in frames[6:9]:
+        trace.add(direction, header, message)
+    assert trace.dropped == 0 and [e.index for e in trace] == [6, 7, 8]
 
 
 def test_adding_to_a_disabled_or_zero_cap_trace_keeps_nothing():
