@@ -14,9 +14,9 @@ import json
 import logging
 import time
 from collections import deque
-from time import monotonic
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import monotonic
 from typing import Callable, Iterable, Iterator
 
 from .decoder import Decoder
@@ -111,7 +111,7 @@ class Trace:
         # Frames noted by ``add`` and not filed yet: (index, direction, header, message, time).
         self._queued: deque[tuple] = deque(maxlen=cap)
         self.started_wall = time.time()
-        self._started = time.monotonic()
+        self._started = monotonic()
         self._next_index = 0  # of the next frame noted or recorded
         self._filed_up_to = 0  # the index after the last one filed (or dropped, or cleared)
         # Exchanges still waiting, by requester (OUT or IN), then request ID.
@@ -121,22 +121,19 @@ class Trace:
     @property
     def events(self) -> deque[TraceEvent]:
         """The frames within the cap, oldest first."""
-        if self._queued:
-            self._file_queued()
+        self._file_queued()
         return self._events
 
     @property
     def exchanges(self) -> dict[int, Exchange]:
         """Exchanges by id (the index of their first frame), oldest first."""
-        if self._queued:
-            self._file_queued()
+        self._file_queued()
         return self._exchanges
 
     @property
     def dropped(self) -> int:
         """Frames dropped because of the cap."""
-        if self._queued:
-            self._file_queued()
+        self._file_queued()
         return self._dropped
 
     @dropped.setter
@@ -201,8 +198,8 @@ class Trace:
         cls = type(message)
         exchange = None
         if cls in _ANSWERS:
-            # The requester is the other side.
-            exchange = self._open[_OTHER[direction]].get(message.request_id)
+            opened = self._open[_OTHER[direction]]  # the requester is the other side
+            exchange = opened.get(message.request_id)
             if exchange is not None:
                 if cls is RetryResult:
                     exchange.outcome = "retrying"
@@ -211,7 +208,7 @@ class Trace:
                 else:
                     exchange.outcome = "error" if cls is ErrorResult else "result"
                     exchange.ended = at
-                    del self._open[_OTHER[direction]][message.request_id]
+                    del opened[message.request_id]
         elif cls is SingleRequest or cls is StreamRequest:
             exchange = self._open_exchange(direction, message, cls, index, at)
         elif cls is StreamRequestPart:
@@ -267,7 +264,7 @@ class Trace:
     def close_open_exchanges(self, reason: str = "closed") -> None:
         """Mark exchanges still waiting when the connection ends as never answered."""
         self._file_queued()
-        now = time.monotonic() - self._started
+        now = monotonic() - self._started
         for opened in self._open.values():
             for exchange in opened.values():
                 exchange.outcome = reason

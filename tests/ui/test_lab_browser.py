@@ -50,10 +50,10 @@ README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots
 README_VARIABLE = "GOTALK_LAB_README_SCREENSHOTS"
 
 #: The two front-ends: the notebook file each opens (one each, so that they never
-#: share a kernel or save over each other) and the URL path it is opened at.
+#: share a kernel or save over each other) and the URL path it is opened under.
 FRONT_ENDS = {
-    "lab": ("lab_check.ipynb", "/lab/tree/lab_check.ipynb"),
-    "notebook7": ("notebook7_check.ipynb", "/notebooks/notebook7_check.ipynb"),
+    "lab": ("lab_check.ipynb", "/lab/tree/"),
+    "notebook7": ("notebook7_check.ipynb", "/notebooks/"),
 }
 #: The request the FrameView explains: r, ID 0001, operation "echo", payload "hello".
 REQUEST = b"r0001004echo00000005hello"
@@ -265,8 +265,8 @@ class LabPage:
         self.page = page
         self.lab = lab
         self.front_end = front_end
-        _, path = FRONT_ENDS[front_end]
-        page.goto(f"{lab.url}{path}?token={lab.token}")
+        notebook, under = FRONT_ENDS[front_end]
+        page.goto(f"{lab.url}{under}{notebook}?token={lab.token}")
         page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=PAGE_TIMEOUT_MS)
         page.wait_for_function(KERNEL_READY, timeout=PAGE_TIMEOUT_MS)
         if front_end == "lab":
