@@ -176,8 +176,8 @@ def check_one(data: bytes, stats: Stats | None = None) -> None:
 
 
 def conformance_dir() -> Path:
-    override = os.environ.get("GOTALK_CONFORMANCE_DIR")
-    return Path(override) if override else REPO.parent / "shared" / "conformance"
+    """The Go reference peer's transcripts, kept in the repository."""
+    return REPO / "tests" / "data" / "conformance"
 
 
 def _windows(stream: bytes, max_len: int) -> list[bytes]:
@@ -211,7 +211,7 @@ def seeds(max_len: int = DEFAULT_MAX_LEN) -> list[bytes]:
                 if len(stream) > max_len:
                     found.extend(_windows(stream, max_len))
     if not found:
-        sys.exit(f"fuzz: no conformance transcripts in {directory} (set GOTALK_CONFORMANCE_DIR)")
+        sys.exit(f"fuzz: no conformance transcripts in {directory} (the checkout is incomplete)")
     examples = [
         wire.SingleRequest(b"0001", "echo", b"hello"),
         wire.StreamRequest(b"\x00\x00\x00\x00", "upper-stream", b"abc"),

@@ -749,6 +749,10 @@ class Peer:
         self._refused_streams.discard(request_id)  # a retried stream, now accepted
         if message.payload:
             stream.put(message.payload)
+        else:
+            # An empty first part is already the end of the request stream, as
+            # the Go peer reads it: the handler runs on no parts and answers now.
+            stream.finish()
 
     def _refuse_stream(self, request_id: bytes) -> None:
         # The requester may already have sent more parts; they are dropped

@@ -155,6 +155,10 @@ class StreamRequestHandle:
         if self._unanswered is not None:
             self._unanswered.append(payload)
         self.peer._send(self._part_message(payload))
+        if not payload:
+            # An empty first part ends the request stream there (the other side
+            # answers at once): no end-of-stream part may follow it.
+            self.ended = True
         self.started = True
         await self.peer._drain()
 
@@ -171,7 +175,8 @@ class StreamRequestHandle:
         if self.ended:
             return
         if not self.started:
-            await self.send(b"")
+            await self.send(b"")  # the empty first part is the end itself
+            return
         self.ended = True
         if self.peer.is_open:
             self.peer._send(StreamRequestPart(self.request_id, b""))
@@ -187,7 +192,7 @@ class StreamRequestHandle:
         peer._send(StreamRequest(self.request_id, self.operation, parts[0]))
         for part in parts[1:]:
             peer._send(StreamRequestPart(self.request_id, part))
-        if self.ended:
+        if self.ended and parts[0]:  # an empty first part was the end already
             peer._send(StreamRequestPart(self.request_id, b""))
 
     def __aiter__(self) -> AsyncIterator[bytes]:

@@ -11,6 +11,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The Go reference peer's transcripts, kept in the repository so that a clone
+#: tests on its own (tests/data/conformance/README.md says where they come from).
+CONFORMANCE_DIR = Path(__file__).resolve().parent / "data" / "conformance"
+#: The protocol reference the tests check their examples against.
+PROTOCOL_DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
+
 #: Which way bytes went: "send" is the connecting side, "recv" the Go reference peer.
 DIRECTIONS = ("send", "recv")
 

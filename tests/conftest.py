@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from conformance import Transcript, load_transcript
+from conformance import CONFORMANCE_DIR, PROTOCOL_DOCUMENT, Transcript, load_transcript
 
 # -- conformance transcripts ----------------------------------------------------
-# The repository is cloned with shared/ beside it; GOTALK_CONFORMANCE_DIR points
-# elsewhere. A missing directory fails the tests that need it: silently skipping
-# them would let a broken checkout look green.
-
-CONFORMANCE_DIR_VARIABLE = "GOTALK_CONFORMANCE_DIR"
+# The transcripts live in tests/data/conformance/. A missing directory fails the
+# tests that need it: silently skipping them would let a broken checkout look green.
 
 
 def conformance_dir() -> Path:
-    """Where the transcripts are: the environment override, else ../shared/conformance."""
-    override = os.environ.get(CONFORMANCE_DIR_VARIABLE)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+    """Where the transcripts are: tests/data/conformance/ in this repository."""
+    return CONFORMANCE_DIR
 
 
 def conformance_paths() -> list[Path]:
@@ -34,8 +27,7 @@ def conformance_paths() -> list[Path]:
 def fail_without_conformance() -> None:
     if not conformance_paths():
         pytest.fail(
-            f"no conformance transcripts (*.json) in {conformance_dir()}: clone the repository "
-            f"with shared/ beside it, or set {CONFORMANCE_DIR_VARIABLE} to the transcripts' folder",
+            f"no conformance transcripts (*.json) in {conformance_dir()}: the checkout is incomplete",
             pytrace=False,
         )
 
@@ -79,15 +71,10 @@ def transcript_named(conformance_files: list[Path]):
 
 @pytest.fixture
 def protocol_document() -> str:
-    """The text of PROTOCOL.md: beside the conformance folder, else in the shared/ beside the repository."""
-    candidates = [
-        conformance_dir().parent / "PROTOCOL.md",
-        Path(__file__).resolve().parents[1].parent / "shared" / "PROTOCOL.md",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    pytest.fail(f"PROTOCOL.md not found (looked at {', '.join(map(str, candidates))})", pytrace=False)
+    """The text of docs/PROTOCOL.md, the protocol reference kept in the repository."""
+    if not PROTOCOL_DOCUMENT.is_file():
+        pytest.fail(f"{PROTOCOL_DOCUMENT} not found: the checkout is incomplete", pytrace=False)
+    return PROTOCOL_DOCUMENT.read_text(encoding="utf-8")
 
 
 # -- async tests (peer layer) -----------------------------------------------------

@@ -4,10 +4,10 @@ meanings that carry the decoded numbers, and errors located with what came befor
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from conformance import CONFORMANCE_DIR
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,8 +26,7 @@ from gotalk_lab.errors import ProtocolViolation
 
 
 def _conformance_dir() -> Path:
-    override = os.environ.get("GOTALK_CONFORMANCE_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+    return CONFORMANCE_DIR
 
 
 def _streams() -> list[tuple[str, bytes]]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conformance import CONFORMANCE_DIR
 
 from gotalk_lab.decoder import decode_all
 
@@ -32,8 +32,7 @@ KEYS_BY_TYPE = {
 
 
 def _conformance_dir() -> Path:
-    override = os.environ.get("GOTALK_CONFORMANCE_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+    return CONFORMANCE_DIR
 
 
 def _streams() -> dict[str, bytes]:

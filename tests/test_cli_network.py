@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,3 +142,46 @@ def test_tap_prints_and_records_frames_between_two_programs(server, tmp_path):
     ]
     outcomes = sorted((exchange.operation, exchange.outcome) for exchange in trace.exchanges.values())
     assert outcomes == [("callback", "result"), ("ping", "result")]
+
+
+# -- conformance: a stream request whose first part is empty --------------------------
+# The Go peer reads `s` with an empty payload as the whole stream request and ends
+# the stream at once with an empty `S`; `serve` must answer it the same way on both
+# transports, and the connection goes on.
+
+EMPTY_FIRST_PART = b"s0001" b"00c" b"upper-stream" b"00000000"
+STREAM_END = b"S0001" b"00000000"
+
+
+def test_serve_ends_a_stream_whose_first_part_is_empty_over_tcp(server):
+    host, port = server.addresses()[0].removeprefix("tcp://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"01" + EMPTY_FIRST_PART)
+        received = _read_until(connection, b"01" + STREAM_END)
+        assert received == b"01" + STREAM_END
+        connection.sendall(b"r0002004echo00000002hi")
+        assert _read_until(connection, b"R000200000002hi").endswith(b"R000200000002hi")
+
+
+def test_serve_ends_a_stream_whose_first_part_is_empty_over_websocket(server):
+    from websockets.sync.client import connect as ws_connect
+
+    address = server.addresses()[1]
+    with ws_connect(address, origin="http://127.0.0.1", open_timeout=10) as socket_:
+        socket_.send(b"01")
+        socket_.send(EMPTY_FIRST_PART)  # gotalk.js framing: a header with no payload is one message
+        assert socket_.recv(timeout=10) == b"01"
+        assert socket_.recv(timeout=10) == STREAM_END
+        socket_.send(b"r0002004echo00000002")
+        socket_.send(b"hi")
+        assert [socket_.recv(timeout=10), socket_.recv(timeout=10)] == [b"R000200000002", b"hi"]
+
+
+def _read_until(connection: socket.socket, expected: bytes) -> bytes:
+    received = b""
+    while not received.endswith(expected):
+        chunk = connection.recv(65536)
+        assert chunk, f"connection closed after {received!r}"
+        received += chunk
+        assert len(received) <= len(expected) + 64, f"unexpected bytes: {received!r}"
+    return received

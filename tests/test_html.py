@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from conformance import CONFORMANCE_DIR
 from gotalk_lab import wire
 from gotalk_lab.annotate import annotate, annotate_stream
 from gotalk_lab.html import FIELD_COLOURS, message_html, stream_html, trace_html
@@ -15,8 +15,7 @@ from gotalk_lab.trace import IN, OUT, Trace
 
 
 def _conformance_dir() -> Path:
-    override = os.environ.get("GOTALK_CONFORMANCE_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+    return CONFORMANCE_DIR
 
 
 def _sent_bytes(stem: str) -> bytes:

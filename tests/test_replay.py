@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conformance import CONFORMANCE_DIR
 
 from gotalk_lab import demo
 from gotalk_lab.decoder import Decoder
@@ -21,9 +21,6 @@ from gotalk_lab.errors import ProtocolViolation
 from gotalk_lab.peer import Peer, PeerState
 from gotalk_lab.transports.base import Transport
 
-CONFORMANCE_DIR = Path(
-    os.environ.get("GOTALK_CONFORMANCE_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
-)
 TRANSCRIPTS = sorted(CONFORMANCE_DIR.glob("*.json")) if CONFORMANCE_DIR.is_dir() else []
 
 #: Gaps between the connecting side's writes are replayed at this fraction of
@@ -243,8 +240,7 @@ def transcript_ids(paths):
 def transcript(request) -> Path:
     if request.param is None:
         pytest.fail(
-            f"no conformance transcripts in {CONFORMANCE_DIR}: clone the repository with shared/ beside it, "
-            "or set GOTALK_CONFORMANCE_DIR",
+            f"no conformance transcripts in {CONFORMANCE_DIR}: the checkout is incomplete",
             pytrace=False,
         )
     return request.param

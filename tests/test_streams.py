@@ -90,12 +90,26 @@ async def test_results_can_be_read_while_parts_are_still_being_sent():
 
 async def test_a_stream_with_no_parts_and_an_empty_first_part():
     a, b = await connected()
-    assert await upper(a, []) == []  # end() alone sends an empty s, then the end
+    assert await upper(a, []) == []  # end() alone sends an empty s, which is the end
     assert [e.raw for e in frames(a, OUT) if type(e.message) in (StreamRequest, StreamRequestPart)] == [
         b"s000000cupper-stream00000000",
-        b"p000000000000",
     ]
-    assert await upper(a, [b"", b"x"]) == [b"X"]  # an empty first part is no part at all
+    await closed_cleanly(a, b)
+
+
+async def test_an_empty_first_part_ends_the_stream_and_is_answered_at_once():
+    # As the Go peer reads it: `s` with an empty payload is the whole stream request.
+    a, b = await connected()
+    async with a.stream_request("upper-stream") as stream:
+        await within(stream.send(b""))
+        assert stream.ended
+        with pytest.raises(ValueError, match="already ended"):
+            await stream.send(b"x")
+        assert await within(stream.collect()) == []
+    sent = [e.raw for e in frames(a, OUT) if type(e.message) in (StreamRequest, StreamRequestPart)]
+    assert sent == [b"s000000cupper-stream00000000"]  # no end-of-stream part after it
+    assert [e.raw for e in frames(a, IN, StreamResult)] == [b"S000000000000"]
+    assert await within(a.request_bytes("echo", b"still open")) == b"still open"
     await closed_cleanly(a, b)
 
 
