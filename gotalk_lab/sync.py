@@ -2,7 +2,7 @@
 
 ``peer.sync.request(...)`` blocks until the answer. Inside a notebook (or any
 code already running on the peer's event loop) it re-enters that loop with
-nest-asyncio; from other threads it hands the work to the loop's thread; with no
+nest-asyncio2; from other threads it hands the work to the loop's thread; with no
 loop running it runs the loop until done. ``pipe``/``connect``/``serve`` here
 make peers for scripts: they live on a background loop thread so that they keep
 answering between calls. No protocol logic lives here.
@@ -13,21 +13,45 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+import warnings
 from typing import Any, Awaitable, TypeVar
 
 T = TypeVar("T")
 
 _background: asyncio.AbstractEventLoop | None = None
 _background_lock = threading.Lock()
-_nested: set[int] = set()
 
 
 def _allow_nesting(loop: asyncio.AbstractEventLoop) -> None:
-    if id(loop) not in _nested:
-        import nest_asyncio
+    """Make ``loop`` re-entrant with nest-asyncio2 (which patches its class: once is enough).
 
-        nest_asyncio.apply(loop)
-        _nested.add(id(loop))
+    nest-asyncio2, the maintained fork that ipykernel 7 itself depends on, is needed
+    rather than the original nest-asyncio: ipykernel 7 runs every shell message in one
+    shared ``contextvars.Context``, and nest-asyncio 1.6 tries to run the next queued
+    message inside it while a cell is still in it. That fails with "cannot enter
+    context" on stderr and the front end's message (kernel_info, a widget update) is
+    never answered. The fork puts such callbacks back until the nested run is over.
+    Imported here, on first need only: scripts never nest and Pyodide may not have it.
+    """
+    if hasattr(type(loop), "_nest_asyncio2") and hasattr(asyncio, "_nest_asyncio2"):
+        return
+    try:
+        import nest_asyncio2
+    except ImportError as error:
+        raise RuntimeError(
+            "a blocking call (peer.sync...) inside a running event loop, as in a notebook cell, "
+            "needs the nest-asyncio2 package: pip install nest-asyncio2 (or use `await peer.request(...)`)"
+        ) from error
+    # Another library may have applied the original nest-asyncio first; nest-asyncio2
+    # would then keep that loop patch (with the bug above). Both replace the same loop
+    # methods, so clearing the old marker lets the fork patch over it. Its module-level
+    # patch (pure-Python tasks) is the same in both, hence its warning is silenced.
+    for cls in type(loop).__mro__:
+        if "_nest_patched" in vars(cls) and "_nest_asyncio2" not in vars(cls):
+            delattr(cls, "_nest_patched")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="asyncio is already patched by nest_asyncio")
+        nest_asyncio2.apply(loop)
 
 
 def run(awaitable: Awaitable[T], loop: asyncio.AbstractEventLoop | None = None, timeout: float | None = None) -> T:
