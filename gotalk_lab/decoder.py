@@ -96,6 +96,14 @@ class Frame(NamedTuple):
         return len(self.header) + len(getattr(self.message, "payload", b""))
 
 
+class Waiting(NamedTuple):
+    """What a decoder holds of an unfinished message (``Decoder.waiting``)."""
+
+    held: int  #: bytes of it already received (0: no message is unfinished)
+    needed: int  #: bytes it still needs, at least; exact when ``exact``
+    exact: bool  #: False while the header is cut before its sizes: more may be announced
+
+
 # Frames are made in the decoder's hot loop, where ``Frame(...)`` (a Python-level
 # ``__new__``) costs twice what building the tuple directly does.
 _new_tuple = tuple.__new__
@@ -140,6 +148,40 @@ class Decoder:
     def buffered(self) -> int:
         """How many bytes are held waiting for the rest of their message."""
         return len(self._buf) + sum(map(len, self._chunks)) + (len(self._pending[1]) if self._pending else 0)
+
+    def waiting(self) -> Waiting:
+        """How far the decoder is into an unfinished message: bytes held, bytes still needed.
+
+        A receiver that holds part of a message waits silently for the rest; this says
+        for how many more bytes. Once the header is whole the count is exact (the payload
+        size is known); before, it is the least that could finish the message: the rest
+        of the header, plus the name and payload whose sizes have not arrived yet. Between
+        messages, and after a violation (nothing more is read), it is ``Waiting(0, 0, True)``.
+        """
+        if self.error is not None:
+            return Waiting(0, 0, True)
+        if self._pending is not None:
+            return Waiting(self.buffered, self._missing, True)
+        buf = self._buf
+        if not buf:
+            return Waiting(0, 0, True)
+        if self._need_version:
+            return Waiting(len(buf), 2 - len(buf), True)
+        # The header is valid so far (``_locate`` raised otherwise): walk its fields.
+        cursor, name_size, payload_size = 0, None, None
+        for field, size, kind in LAYOUTS[buf[:1]]:
+            if kind == "name":
+                size = name_size or 0  # unknown yet: at least empty
+            if kind == "hex" and cursor + size <= len(buf):
+                value = int(buf[cursor : cursor + size], 16)
+                if field == "name_size":
+                    name_size = value
+                elif field == "payload_size":
+                    payload_size = value
+            cursor += size
+        has_payload = LAYOUTS[buf[:1]][-1][0] == "payload_size"
+        exact = payload_size is not None or not has_payload
+        return Waiting(len(buf), cursor + (payload_size or 0) - len(buf), exact)
 
     def feed(self, data: bytes) -> list[Message]:
         """Add ``data``; return every message it completes, in order."""

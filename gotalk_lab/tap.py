@@ -16,7 +16,7 @@ from typing import Callable
 
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder
 from .errors import ProtocolViolation
-from .trace import IN, OUT, Trace, TraceEvent
+from .trace import IN, OUT, TAP_SIDES, Trace, TraceEvent
 from .transports.tcp import _address
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class Tap:
     """``listen`` -> client connects -> tap connects to ``upstream`` -> both ways recorded.
 
     ``OUT`` in a tap's traces is what the connecting program sent, ``IN`` what
-    the upstream program answered.
+    the upstream program answered; the traces name those sides "client" and
+    "upstream" (``Trace.sides``), and so do their timelines.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE, trace_cap: int | None = None) -> None:
@@ -88,7 +89,7 @@ class Tap:
     async def _serve_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
-        connection = TapConnection(next(self._numbers), Trace(cap=self.trace_cap), self.max_payload_size)
+        connection = TapConnection(next(self._numbers), Trace(cap=self.trace_cap, sides=TAP_SIDES), self.max_payload_size)
         connection.client = _address(client_writer.get_extra_info("peername"))
         self.connections.append(connection)
         try:

@@ -38,6 +38,11 @@ OUT = "out"  #: written by the side that owns the trace
 IN = "in"  #: read from the other side
 _OTHER = {OUT: IN, IN: OUT}
 
+#: What a trace calls its two sides unless told otherwise: the one that owns it (OUT), then the other (IN).
+DEFAULT_SIDES = ("this side", "other side")
+#: A tap's sides: OUT is what the connecting program sent, IN what the upstream program answered.
+TAP_SIDES = ("client", "upstream")
+
 #: Events kept by default: enough for a long classroom session, small enough
 #: (a few hundred bytes each plus payloads) not to matter in a kernel.
 DEFAULT_TRACE_CAP = 100_000
@@ -100,11 +105,15 @@ class Trace:
     reads the trace (or subscribes), so a busy peer that nobody watches pays
     for filing only the frames still within the cap. With a listener, every
     frame is filed as it comes, and the listener hears it at once.
+
+    ``sides`` names the two ends for the people reading it (timelines, players):
+    the writer of OUT frames first, then the writer of IN frames.
     """
 
-    def __init__(self, cap: int | None = DEFAULT_TRACE_CAP, *, enabled: bool = True) -> None:
+    def __init__(self, cap: int | None = DEFAULT_TRACE_CAP, *, enabled: bool = True, sides: tuple[str, str] = DEFAULT_SIDES) -> None:
         self.cap = cap
         self.enabled = enabled
+        self.sides = _two_names(sides)
         self._events: deque[TraceEvent] = deque(maxlen=cap)
         self._exchanges: dict[int, Exchange] = {}
         self._dropped = 0
@@ -318,7 +327,8 @@ class Trace:
     def save(self, path: str | Path) -> None:
         """Write the trace as JSON lines: a header line, then one line per frame."""
         with open(path, "w", encoding="utf-8") as out:
-            out.write(json.dumps({"gotalk_lab_trace": 1, "started": self.started_wall, "dropped": self.dropped}) + "\n")
+            header = {"gotalk_lab_trace": 1, "started": self.started_wall, "dropped": self.dropped, "sides": list(self.sides)}
+            out.write(json.dumps(header) + "\n")
             for event in self.events:
                 out.write(json.dumps(event_to_json(event)) + "\n")
 
@@ -329,7 +339,7 @@ class Trace:
         Exchanges are rebuilt from the frames. A tap's file holds several
         connections, each line marked with ``conn``; ``connection`` picks one
         (default: the first in the file), since request IDs only mean something
-        within their own connection.
+        within their own connection. A tap's trace names its sides client and upstream.
         """
         with open(path, encoding="utf-8") as source:
             lines = [json.loads(line) for line in source if line.strip()]
@@ -340,6 +350,7 @@ class Trace:
         trace = cls(cap=cap)
         for record in records:
             if "conn" in record:
+                trace.sides = TAP_SIDES  # only a tap marks its lines with a connection
                 if connection is None:
                     connection = record["conn"]
                 if record["conn"] != connection:
@@ -347,11 +358,20 @@ class Trace:
             if "gotalk_lab_trace" in record:
                 trace.started_wall = record.get("started", trace.started_wall)
                 trace.dropped = record.get("dropped", 0)
+                if "sides" in record:
+                    trace.sides = _two_names(record["sides"])
                 continue
             raw = bytes.fromhex(record["hex"])
             header, message = frame_from_bytes(raw)
             trace.record(record["dir"], header, message, at=record["t"])
         return trace
+
+
+def _two_names(sides) -> tuple[str, str]:
+    names = tuple(str(name) for name in sides)
+    if len(names) != 2:
+        raise ValueError(f"a trace has two sides, not {len(names)}: {sides!r}")
+    return names  # type: ignore[return-value]
 
 
 def event_to_json(event: TraceEvent) -> dict:

@@ -470,3 +470,38 @@ def test_load_picks_one_connection_of_a_tap_file(tmp_path):
     assert [x.outcome for x in first.exchanges.values()] == ["result"]
     second = Trace.load(path, connection=2)
     assert [x.operation for x in second.exchanges.values()] == ["ping"]
+
+
+def test_a_trace_names_its_two_sides_and_keeps_the_names_when_saved(tmp_path):
+    assert Trace().sides == ("this side", "other side")
+    trace = Trace(sides=("browser", "server"))
+    message = Notification("n", b"x")
+    trace.record(OUT, encode_header(message), message)
+    trace.save(tmp_path / "t.jsonl")
+    assert Trace.load(tmp_path / "t.jsonl").sides == ("browser", "server")
+    with pytest.raises(ValueError, match="two sides"):
+        Trace(sides=("only one",))
+
+
+def test_a_tap_file_loads_as_client_and_upstream(tmp_path):
+    path = tmp_path / "tap.jsonl"
+    path.write_text(json.dumps({"conn": 1, "i": 0, "t": 0.0, "dir": "out", "hex": b"01".hex()}) + "\n")
+    assert Trace.load(path).sides == ("client", "upstream")
+
+
+async def test_the_tap_names_its_sides_client_and_upstream():
+    from gotalk_lab.tap import Tap
+
+    server = await gl.serve("tcp://127.0.0.1:0", demo.handlers())
+    host, port = server.addresses[0].removeprefix("tcp://").rsplit(":", 1)
+    async with Tap(host, int(port)) as tap:
+        address = await tap.listen("127.0.0.1", 0)
+        client = await gl.connect(f"tcp://{address}")
+        assert await client.request_bytes("echo", b"hi") == b"hi"
+        await client.close()
+        for _ in range(200):  # let the tap see both ends go, rather than cancel it mid-forward
+            if not tap._tasks:
+                break
+            await asyncio.sleep(0.01)
+        assert tap.connections[0].trace.sides == ("client", "upstream")
+    await server.close()

@@ -3,8 +3,10 @@
 This module owns the form (an ipywidgets composition around a ``FrameView``), the pure
 helpers that turn form values into bytes (``parse_request_id``, ``parse_payload``,
 ``malform``) and the Send action, which hands the bytes as they are to a live ``Peer``
-(``Peer.send_raw``). It never decodes bytes itself (the FrameView does, through
-``annotate``) and writes to a connection only when Send is pressed or ``send_to_peer()`` called.
+(``Peer.send_raw``). It explains bytes only through the FrameView (``annotate``) and
+follows them to the receiving side only through ``unframed`` (what its decoder makes of
+what this side wrote). It writes to a connection only when Send is pressed or
+``send_to_peer()`` called.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import ipywidgets
 from html import escape
 
 from ..annotate import annotate, show_bytes
+from ..decoder import Waiting
 from ..errors import EncodeError
 from ..peer import ConnectionClosed
+from ..trace import OUT
 from ..wire import (
     MAX_LOAD,
     MAX_UINT32,
@@ -40,6 +44,7 @@ from ..wire import (
     encode,
 )
 from .frames import FrameView, with_html_fallback
+from .unframed import ReceiverModel, last_index, split_raw, unframed_log, waiting_words
 
 __all__ = ["Composer", "MALFORMATIONS", "MESSAGE_CHOICES", "malform", "parse_payload", "parse_request_id"]
 
@@ -213,7 +218,11 @@ class Composer(ipywidgets.VBox):
 
     ``Composer(peer=None, **fields)``: with a live ``peer``, Send writes the bytes to it as
     they are (``Peer.send_raw``), malformed or not, and the status line reports what
-    happened. Drive it from code with ``set(...)`` (the same names as the form: ``type``,
+    happened: who sent how many bytes to whom, what the receiving side's decoder makes of
+    them (``waiting``: it holds part of a message and waits for more bytes, updated live
+    as more are written), and the end of the connection, after which Send stays disabled.
+    Bytes that are no whole frame are kept beside the trace (``unframed``), so that the
+    peer's timelines show them. Drive it from code with ``set(...)`` (the same names as the form: ``type``,
     ``request_id``, ``request_id_format``, ``name``, ``payload``, ``payload_format``,
     ``wait``, ``load``, ``time``, ``code``, ``version``, ``malformation``, ``drop``).
     ``value`` is the bytes (None while the form has an error, see ``error``), ``message``
@@ -227,7 +236,16 @@ class Composer(ipywidgets.VBox):
         self._error: str | None = None
         self._holding = False
         self._status = ""
-        self._watching_close = False
+        #: What the other side's decoder still waits for after the last send (a
+        #: ``decoder.Waiting``), None when it waits for nothing or cannot be told.
+        self.waiting: Waiting | None = None
+        self._sent = ""  # what the last send did, for the status line
+        self._waiting_words = ""  # what the other side makes of it
+        self._closed_reason: str | None = None
+        self._receiver: ReceiverModel | None = None
+        self._receiver_scheduled = False
+        self._stop_listening = None
+        self._close_watch = None
         wide = ipywidgets.Layout(width="auto", flex="1 1 auto")
         style = {"description_width": "7em"}
         self.type_input = ipywidgets.Dropdown(
@@ -291,6 +309,8 @@ class Composer(ipywidgets.VBox):
         if peer is None:
             self._set_status("no connection: Composer(peer=...) sends to a live peer", kind="note")
         self.set(**fields)
+        if peer is not None:
+            self._watch_close()  # Send goes grey, with the reason, once the connection ends
 
     # -- reading the form ---------------------------------------------------------
 
@@ -399,9 +419,11 @@ class Composer(ipywidgets.VBox):
         return MALFORMATIONS[malformation].split(" (")[0]
 
     def _fit_send_button(self) -> None:
-        self.send_button.disabled = self.peer is None or self._value is None
+        closed = self._closed_reason
+        self.send_button.disabled = self.peer is None or self._value is None or closed is not None
         self.send_button.tooltip = (
             "Composer(peer=...) sends to a live peer" if self.peer is None
+            else f"the connection is closed ({closed}): nothing more can be sent on it" if closed is not None
             else "fix the form first" if self._value is None
             else "write these bytes to the connection as they are"
         )  # fmt: skip
@@ -465,6 +487,12 @@ class Composer(ipywidgets.VBox):
         )
         self.status_line.value = f'<span style="color:{colour}">{escape(text)}</span>'
 
+    def _sides(self) -> tuple[str, str]:
+        """Who sends (the peer, by name) and who receives, as the status line names them."""
+        trace = self.peer.trace
+        other = trace.sides[1] if trace is not None else "other side"
+        return self.peer.name, "the other side" if other == "other side" else other
+
     def send_to_peer(self) -> asyncio.Future:
         """Write ``value`` to the peer as it is; returns a future done when it is written.
 
@@ -475,7 +503,9 @@ class Composer(ipywidgets.VBox):
             raise RuntimeError("this Composer has no peer: create it with Composer(peer=...)")
         if self._value is None:
             raise ValueError(f"nothing to send: {self._error}")
-        coroutine = self._write(self._value)
+        return self._on_peer_loop(self._write(self._value))
+
+    def _on_peer_loop(self, coroutine) -> asyncio.Future:
         loop = self.peer._loop
         try:
             running = asyncio.get_running_loop()
@@ -489,26 +519,115 @@ class Composer(ipywidgets.VBox):
         raise RuntimeError("the peer's event loop is not running")
 
     async def _write(self, data: bytes) -> bool:
-        self._set_status("sending…", kind="note")
+        peer = self.peer
+        if not peer.is_open:
+            self._set_status(f"connection closed: {peer.close_reason or 'connection closed'}", kind="bad")
+            self._fit_send_button()
+            return False
+        trace = peer.trace
+        frames, rest, problem = split_raw(data)
+        if trace is not None and rest < len(data) and peer.transport is not None:
+            # Noted before the write: the other side's answer (an f, say) is filed after it.
+            unframed_log(trace).add(trace, last_index(trace) + len(frames), OUT, data[rest:], problem)
         try:
-            await self.peer.send_raw(data)
+            await peer.send_raw(data)
         except ConnectionClosed as closed:
             self._set_status(f"connection closed: {closed.reason}", kind="bad")
+            self._fit_send_button()
             return False
-        self._set_status(f"sent {len(data)} byte{'s' if len(data) != 1 else ''} to {self.peer.name}")
-        if not self._watching_close:
-            # The other side may close because of what was sent (an unknown type: f00000002).
-            self._watching_close = True
-            asyncio.ensure_future(self.wait_closed())
+        sender, receiver = self._sides()
+        self._sent = f"sent {len(data)} byte{'s' if len(data) != 1 else ''} from {sender} to {receiver}"
+        self._follow_receiver()
         return True
+
+    # -- what the receiver makes of it ----------------------------------------------
+
+    def _follow_receiver(self) -> None:
+        """Say what the other side's decoder now holds; keep saying it while it waits."""
+        trace = self.peer.trace
+        if trace is None:
+            self._show_sent()
+            return
+        if self._receiver is None:
+            self._receiver = ReceiverModel(trace, max_payload_size=self.peer.max_payload_size)
+        self._update_receiver()
+
+    def _update_receiver(self) -> None:
+        self._receiver_scheduled = False
+        receiver = self._receiver
+        waiting = receiver.catch_up()
+        _, name = self._sides()
+        if receiver.lost:
+            self._waiting_words = ""
+        elif receiver.violation is not None:
+            self._waiting_words = f"{name} cannot read it: {receiver.violation.describe()}"
+        elif waiting.needed:
+            self._waiting_words = (
+                f"{name} holds {waiting.held} byte{'s' if waiting.held != 1 else ''} of an unfinished message "
+                f"and is waiting for {waiting_words(waiting)}"
+            )
+        else:
+            self._waiting_words = ""
+        self.waiting = None if receiver.lost or receiver.violation is not None or not waiting.needed else waiting
+        # Listen for more of this side's bytes only while the other side waits for some.
+        if self.waiting is not None and self._closed_reason is None and self._stop_listening is None:
+            trace, log = receiver.trace, receiver.log
+            stops = [trace.subscribe(self._on_more_written), log.subscribe(self._on_more_written)]
+            self._stop_listening = lambda: [stop() for stop in stops]
+        elif self.waiting is None and self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        self._show_sent()
+
+    def _on_more_written(self, item: Any) -> None:
+        # Called from the peer's hot path (a trace listener): only schedule the work.
+        if getattr(item, "direction", OUT) != OUT or self._receiver_scheduled:
+            return
+        self._receiver_scheduled = True
+        self.peer._loop.call_soon_threadsafe(self._update_receiver)
+
+    def _show_sent(self) -> None:
+        parts = [part for part in (self._sent, self._waiting_words) if part]
+        if self._closed_reason is not None:
+            parts.append(f"connection closed: {self._closed_reason}")
+        kind = "bad" if self._closed_reason is not None or self._receiver_failed() else "note" if self.waiting else "ok"
+        self._set_status("; ".join(parts), kind=kind)
+
+    def _receiver_failed(self) -> bool:
+        return self._receiver is not None and self._receiver.violation is not None
+
+    # -- the end of the connection ------------------------------------------------------
+
+    def _watch_close(self) -> None:
+        if not self.peer.is_open:
+            self._on_closed()
+            return
+        try:
+            self._close_watch = self._on_peer_loop(self.wait_closed())
+        except RuntimeError:  # no loop runs the peer: nothing can close it while we look away
+            self._close_watch = None
 
     async def wait_closed(self) -> str:
         """Wait until the peer's connection has ended; the status line then says why."""
         await self.peer.wait_closed()
-        reason = self.peer.close_reason or "connection closed"
-        if not self._status.startswith("connection closed"):
-            self._set_status(f"{self._status}; connection closed: {reason}", kind="bad")
+        self._on_closed()
         return self._status
+
+    def _on_closed(self) -> None:
+        if self._closed_reason is not None:
+            return
+        self._closed_reason = self.peer.close_reason or "connection closed"
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        if self.waiting is not None:
+            _, name = self._sides()
+            self._waiting_words = f"{name} was still waiting for {waiting_words(self.waiting)}"
+        if self._sent or self._waiting_words:
+            self._show_sent()
+        else:
+            self._set_status(f"connection closed: {self._closed_reason}", kind="bad")
+        self._fit_send_button()
 
     # -- static fallback ----------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """``lab(peer_or_trace)``: the conversation at a glance and any frame in detail.
 
-A ``Dashboard`` is a VBox: the live ``Timeline`` on top, a ``FrameView`` and its
-``FieldTable`` side by side below (the table wraps under the view when the output
-is too narrow for both); clicking an arrow in the timeline shows that frame's
-bytes. It only wires existing widgets together; it never touches a connection.
+A ``Dashboard`` is a VBox: the live ``Timeline`` on top, optionally a ``Composer``
+writing to the peer, and a ``FrameView`` with its ``FieldTable`` side by side below
+(the table wraps under the view when the output is too narrow for both); clicking an
+arrow in the timeline shows that frame's bytes. What the Composer sends shows on the
+timeline, broken bytes too (see ``unframed``). It only wires existing widgets
+together; it never touches a connection itself.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ipywidgets as widgets
 
 from ..html import trace_html
 from ..trace import Trace
+from .composer import Composer
 from .frames import FieldTable, FrameView
 from .timeline import Timeline, with_html_fallback
 
@@ -23,10 +26,23 @@ TABLE_MIN_WIDTH = "840px"
 
 
 class Dashboard(widgets.VBox):
-    """The timeline of ``trace`` over a frame view and field table that follow its clicks."""
+    """The timeline of ``trace`` over a frame view and field table that follow its clicks.
 
-    def __init__(self, trace: Trace, *, title: str | None = None, lanes: tuple[str, str] | None = None, **options: Any) -> None:
+    ``composer``: a ``Composer`` shown between the timeline and the frame view (``lab``
+    makes one for its peer with ``composer=True``).
+    """
+
+    def __init__(
+        self,
+        trace: Trace,
+        *,
+        title: str | None = None,
+        lanes: tuple[str, str] | None = None,
+        composer: Composer | None = None,
+        **options: Any,
+    ) -> None:
         self.trace = trace
+        self.composer = composer
         self.frame_view = FrameView()
         self.field_table = FieldTable(self.frame_view)
         self.timeline = Timeline(trace, title=title, lanes=lanes, frame_view=self.frame_view, **options)
@@ -40,7 +56,8 @@ class Dashboard(widgets.VBox):
             [self.frame_view, self.field_table],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"),
         )
-        super().__init__([self.timeline, below], layout=widgets.Layout(width="100%"))
+        children = [self.timeline, below] if composer is None else [self.timeline, composer, below]
+        super().__init__(children, layout=widgets.Layout(width="100%"))
 
     def close(self) -> None:
         self.timeline.close()
@@ -53,9 +70,14 @@ class Dashboard(widgets.VBox):
 def lab(peer_or_trace: Any, **options: Any) -> Dashboard:
     """A dashboard for a peer (``lab(a)``), a tap's or a loaded ``Trace``; returns the widget.
 
-    ``options`` go to the ``Timeline`` (``title``, ``batch_interval``, ``lanes``).
+    ``options`` go to the ``Timeline`` (``title``, ``batch_interval``, ``lanes``), except
+    ``composer=True``, which adds a ``Composer`` that sends to the peer: its frames, and
+    bytes that are no frame, show on this dashboard's timeline.
     """
+    want_composer = options.pop("composer", False)
     if isinstance(peer_or_trace, Trace):
+        if want_composer:
+            raise TypeError("lab(trace, composer=True): a Composer needs a peer to send with; pass the peer")
         return Dashboard(peer_or_trace, **options)
     trace = getattr(peer_or_trace, "trace", None)
     if not isinstance(trace, Trace):
@@ -63,5 +85,8 @@ def lab(peer_or_trace: Any, **options: Any) -> Dashboard:
     name = getattr(peer_or_trace, "name", None)
     if name:
         options.setdefault("title", f"peer {name}")
-        options.setdefault("lanes", (f"this side ({name})", "other side"))
+        this, other = trace.sides
+        options.setdefault("lanes", (f"{this} ({name})", other))
+    if want_composer:
+        options["composer"] = Composer(peer=peer_or_trace)
     return Dashboard(trace, **options)

@@ -34,7 +34,7 @@ DEFAULT_SPEED = "2 frames/s"
 
 def snapshot(trace: Trace) -> Trace:
     """A copy of ``trace`` as it is now, which later frames of the original do not change."""
-    copy = Trace(cap=None)
+    copy = Trace(cap=None, sides=trace.sides)
     copy.started_wall = trace.started_wall
     for event in list(trace.events):
         copy.record(event.direction, event.header, event.message, at=event.time)
@@ -53,6 +53,21 @@ def _trace_of(source: Any) -> Trace:
     raise TypeError(f"Player plays a Trace, a saved trace's path or a peer, not {type(source).__name__}")
 
 
+def position_html(event, events: list, sides: tuple[str, str] = ("this side", "other side")) -> str:
+    """The line above the timeline: which frame of which, when, which way, what.
+
+    Every count is an event index, as the timeline's "#" column, the frame view's
+    title and the trace number frames (from 0, and past dropped frames): "#3 of
+    #0–#11", never a 1-based position next to a 0-based index.
+    """
+    first, last = events[0].index, events[-1].index
+    writer, reader = sides if event.direction == OUT else sides[::-1]
+    return (
+        f"<b>frame #{event.index}</b> of #{first}–#{last} ({len(events)} frames) · at {event.time * 1000:.3f} ms · "
+        f"{escape(writer)} → {escape(reader)} · <code>{escape(type_of(event.message))} {escape(frame_label(event))}</code>"
+    )
+
+
 class Player(widgets.VBox):
     """``Player(trace_or_path)``: step through a recorded trace.
 
@@ -69,7 +84,8 @@ class Player(widgets.VBox):
         last = max(len(self.events) - 1, 0)
         self.frame_view = FrameView()
         self.field_table = FieldTable(self.frame_view)
-        self.timeline = Timeline(self.trace, title=title or "Player")
+        # No detail panel of its own: the frame view below already follows the step.
+        self.timeline = Timeline(self.trace, title=title or "Player", detail=False)
         self.slider = widgets.IntSlider(
             value=0, min=0, max=last, description="frame", readout=False, continuous_update=True,
             layout=widgets.Layout(flex="1 1 auto"),
@@ -165,11 +181,7 @@ class Player(widgets.VBox):
         event = self.events[position]
         self.timeline.cursor = event.index
         self.frame_view.show(event)
-        arrow = "this side → other side" if event.direction == OUT else "other side → this side"
-        self.position.value = (
-            f"<b>frame {position + 1} of {len(self.events)}</b> · #{event.index} at {event.time * 1000:.3f} ms · "
-            f"{arrow} · <code>{escape(type_of(event.message))} {escape(frame_label(event))}</code>"
-        )
+        self.position.value = position_html(event, self.events, self.trace.sides)
         self.buttons["first"].disabled = self.buttons["previous"].disabled = position == 0
         self.buttons["last"].disabled = self.buttons["next"].disabled = position == len(self.events) - 1
 

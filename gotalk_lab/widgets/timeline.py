@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from ..annotate import VERSION_TYPE, show_bytes
 from ..annotate import _error_code_words  # the words the field table uses for the same codes
 from ..html import trace_html
 from ..trace import Trace, TraceEvent
+from .frames import FieldTable, FrameView
+from .unframed import Unframed, unframed_log
 from ..wire import (
     MAX_LOAD,
     ErrorResult,
@@ -68,6 +71,12 @@ OPEN_OUTCOMES = frozenset({"pending", "retrying", "stream"})
 #:   s  what the label says after the ID and operation (payload, wait, fields)
 #:   n  payload size; w  retry wait in ms (e only, else None)
 ROW_FIELDS = ("i", "t", "d", "y", "x", "id", "op", "s", "n", "w")
+#: Bytes written that are no frame (``unframed``) get a row too: type "?", ``i`` half
+#: way between the event they followed and the next one (so rows stay sorted by ``i``),
+#: ``s`` a preview, ``n`` their size, and two more values:
+#:   r  the note's number (selected as -2 - r); why  the reason they are no frame
+UNFRAMED_TYPE = "?"
+UNFRAMED_ROW_FIELDS = ROW_FIELDS + ("r", "why")
 #: An exchange, as sent: x id, c column, op, rq requester ("out": this side asked),
 #: k "single" or "stream", id printable request ID, a first event index, z ending
 #: event index (None: open, or closed without an answer), o outcome, lat ms from the
@@ -152,26 +161,34 @@ def _ends_exchange(message) -> bool:
 class Timeline(anywidget.AnyWidget):
     """A live sequence diagram of a ``Trace``: ``Timeline(peer.trace)`` or ``peer.timeline()``.
 
-    Two lanes (this side, the other side), time flowing down, one arrow per
-    frame; each exchange (request to last result) is a bar in its own column,
-    so multiplexed requests stand side by side. Click an arrow to select it
-    (``selected``; a ``frame_view`` given here then shows that frame). The
-    header filters by message type and operation and pauses (``paused``: new
-    frames are held, then sent on resume). ``cursor`` >= 0 shows only the
-    frames up to that event index and marks it (the ``Player`` drives it).
+    Two lanes (named by ``lanes``, by default the trace's ``sides``), time
+    flowing down, one arrow per frame; each exchange (request to last result) is
+    a bar in its own column, so multiplexed requests stand side by side. Bytes
+    written that are no frame (the Composer's broken messages, see ``unframed``)
+    get an arrow of their own. Click an arrow to select it (``selected``): a
+    ``frame_view`` given here then shows that frame, and without one the
+    timeline opens its own detail panel under the arrows, a ``FrameView`` and
+    ``FieldTable`` of the frame (``detail_view``, ``detail_table``; made on the
+    first click; ``detail=False`` for none). The header filters by message type
+    and operation and pauses (``paused``: new frames are held, then sent on
+    resume). ``cursor`` >= 0 shows only the frames up to that event index and
+    marks it (the ``Player`` drives it).
     """
 
     _esm = STATIC / "timeline.js"
     _css = STATIC / "timeline.css"
 
     title = traitlets.Unicode("").tag(sync=True)
-    #: Names of the two lanes: the side that owns the trace, then the other side.
+    #: Names of the two lanes: the writer of "out" frames, then of "in" frames (``Trace.sides``).
     lanes = traitlets.List(traitlets.Unicode(), default_value=["this side", "other side"]).tag(sync=True)
     #: True: new frames are held in the kernel (``held`` counts them) until resumed.
     paused = traitlets.Bool(False).tag(sync=True)
     held = traitlets.Int(0).tag(sync=True)
-    #: Event index of the clicked frame, -1 for none.
+    #: Event index of the clicked frame, -1 for none; -2 - r for unframed note r.
     selected = traitlets.Int(-1).tag(sync=True)
+    #: The detail panel's widgets (None until the first click, and with ``detail=False``).
+    detail_view = traitlets.Instance(FrameView, allow_none=True).tag(sync=True, **ipywidgets.widget_serialization)
+    detail_table = traitlets.Instance(FieldTable, allow_none=True).tag(sync=True, **ipywidgets.widget_serialization)
     #: Show frames up to this event index and mark it; -1: everything, live.
     cursor = traitlets.Int(-1).tag(sync=True)
     #: Frames recorded so far (sent to the browser or held), counting dropped ones.
@@ -191,17 +208,22 @@ class Timeline(anywidget.AnyWidget):
         batch_interval: float = 0.25,
         frame_view: Any = None,
         lanes: tuple[str, str] | list[str] | None = None,
+        detail: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if trace is None:
             raise ValueError("no trace to show: this peer was made with trace=False")
         options: dict[str, Any] = {"title": title or "", "cap": trace.cap or 0}
-        if lanes is not None:
-            options["lanes"] = list(lanes)
+        options["lanes"] = list(lanes if lanes is not None else getattr(trace, "sides", ("this side", "other side")))
         super().__init__(**options, **kwargs)
         self.trace = trace
         self.batch_interval = batch_interval
         self.frame_view = frame_view
+        #: Whether a click opens the timeline's own detail panel (not when a frame_view shows it).
+        self.detail = frame_view is None if detail is None else bool(detail)
+        self._unframed = unframed_log(trace)
+        self._pending_notes: deque[Unframed] = deque()
+        self._notes_sent = 0  # notes of the log sent to the browser (in order)
         self._lock = threading.RLock()
         # Appended by the recording thread, drained by the flush: a deque makes both
         # thread-safe, and its cap keeps a long pause from holding more than the trace.
@@ -219,6 +241,8 @@ class Timeline(anywidget.AnyWidget):
         self._last_flush = float("-inf")
         with self._lock:
             self._unsubscribe = trace.subscribe(self._on_event)
+            self._unsubscribe_notes = self._unframed.subscribe(self._on_note)
+            self._notes_sent = len(self._unframed)  # history too
             self._absorb(list(trace.events))  # what happened before: history, not news
             self._find_closed({})  # the connection may have ended already
             self.frame_count = self._upto + 1
@@ -237,6 +261,11 @@ class Timeline(anywidget.AnyWidget):
             self._schedule_flush()
         elif type(handle) is threading.Timer and len(self._pending) >= SYNC_BATCH:
             self.flush()
+
+    def _on_note(self, note: Unframed) -> None:
+        self._pending_notes.append(note)
+        if self._flush_handle is None:
+            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         with self._lock:
@@ -351,6 +380,14 @@ class Timeline(anywidget.AnyWidget):
             message.wait if cls is RetryResult else None,
         ]
 
+    @staticmethod
+    def _note_row(note: Unframed) -> list:
+        """An unframed note as ``UNFRAMED_ROW_FIELDS``."""
+        return [
+            note.position, round(note.time, 6), note.direction, UNFRAMED_TYPE, None, None, None,
+            payload_preview(note.data), len(note.data), None, note.number, note.problem,
+        ]  # fmt: skip
+
     def _find_closed(self, changed: dict[int, Any]) -> None:
         """Exchanges the trace closed without a frame (the connection ended while they waited)."""
         for exchange_id, record in list(self._open.items()):
@@ -394,6 +431,10 @@ class Timeline(anywidget.AnyWidget):
             pending = self._pending
             events = [pending.popleft() for _ in range(len(pending))]
             rows, changed = self._absorb(events)
+            notes = self._pending_notes
+            for _ in range(len(notes)):
+                rows.append(self._note_row(notes.popleft()))
+                self._notes_sent += 1
             self._find_closed(changed)
             if self.trace.dropped != self.dropped:
                 self._forget_dropped()
@@ -438,6 +479,9 @@ class Timeline(anywidget.AnyWidget):
             upto = self._upto
             known = self._closed.keys() | self._open.keys()
             rows = [self._row(e, e.exchange in known) for e in list(self.trace.events) if e.index <= upto]
+            notes = [self._note_row(note) for note in self._unframed.notes[: self._notes_sent]]
+            if notes:  # in their places between the frames (a stable sort keeps notes' own order)
+                rows = sorted(rows + notes, key=lambda row: row[0])
             records = sorted(
                 [list(record) for record in self._closed.values()] + [_as_list(record) for record in self._open.values()]
             )
@@ -466,11 +510,40 @@ class Timeline(anywidget.AnyWidget):
             self.flush()  # resume: everything held goes now, in chunks
 
     def _on_selected(self, change: dict) -> None:
-        if self.frame_view is None or change["new"] < 0:
+        item = self.item(change["new"])
+        if item is None:
             return
-        event = self.event(change["new"])
-        if event is not None:
-            self.frame_view.show(event)
+        view = self.frame_view
+        if view is None and self.detail:
+            view = self._detail()
+        if view is None:
+            return
+        if isinstance(item, Unframed):
+            view.show(item.data, expect_version=False, title=unframed_title(item, self.lanes))
+        else:
+            view.show(item)
+
+    def _detail(self) -> FrameView:
+        """The detail panel's FrameView and FieldTable, made on the first click."""
+        if self.detail_view is None:
+            view = FrameView()
+            table = FieldTable(view)
+            with self.hold_sync():
+                self.detail_view, self.detail_table = view, table
+        return self.detail_view
+
+    def item(self, selected: int) -> TraceEvent | Unframed | None:
+        """What ``selected`` stands for: a trace event, an unframed note, or None."""
+        if selected >= 0:
+            return self.event(selected)
+        number = -2 - selected
+        notes = self._unframed.notes
+        return notes[number] if 0 <= number < len(notes) else None
+
+    @property
+    def selected_item(self) -> TraceEvent | Unframed | None:
+        """The clicked frame (a ``TraceEvent``) or unframed bytes (an ``Unframed``), or None."""
+        return self.item(self.selected)
 
     def event(self, index: int) -> TraceEvent | None:
         """The trace event with this index, or None once the trace has dropped it."""
@@ -494,7 +567,12 @@ class Timeline(anywidget.AnyWidget):
         unsubscribe = getattr(self, "_unsubscribe", None)  # None: __init__ failed early
         if unsubscribe is not None:
             unsubscribe()
-            self._unsubscribe = _nothing  # the trace's closure holds the trace
+            self._unsubscribe_notes()
+            self._unsubscribe = self._unsubscribe_notes = _nothing  # the trace's closure holds the trace
+            for widget in (self.detail_table, self.detail_view):
+                if widget is not None:
+                    widget.close()
+            self.detail_view = self.detail_table = None
             for handle in (self._flush_handle, self._watch_handle):
                 if handle is not None:
                     handle.cancel()
@@ -503,6 +581,7 @@ class Timeline(anywidget.AnyWidget):
             # signal holds a closure over it: manzt/anywidget#929), so a closed timeline
             # must not keep a whole trace alive with it.
             self.trace = Trace(cap=0)
+            self._unframed = unframed_log(self.trace)
             self.frame_view = None
             self._pending.clear()
             self._open.clear()
@@ -511,6 +590,13 @@ class Timeline(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return with_html_fallback(super()._repr_mimebundle_(**kwargs), trace_html(self.trace))
+
+
+def unframed_title(note: Unframed, lanes: list[str] | tuple[str, str] = ("this side", "other side")) -> str:
+    """The detail panel's title for unframed bytes: who wrote how many, after which frame, and why."""
+    writer, reader = (lanes[0], lanes[1]) if note.direction == "out" else (lanes[1], lanes[0])
+    where = f"after #{note.after}" if note.after >= 0 else "first"
+    return f"{len(note.data)} bytes {writer} → {reader}, {where}, no frame: {note.problem}"
 
 
 def with_html_fallback(bundle: Any, html: str) -> Any:

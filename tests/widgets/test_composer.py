@@ -9,7 +9,8 @@ import pytest
 
 import gotalk_lab as gl
 from gotalk_lab import demo
-from gotalk_lab.trace import IN
+from gotalk_lab.decoder import Waiting
+from gotalk_lab.trace import IN, Trace
 from gotalk_lab.widgets.composer import Composer, malform, malformations_for, parse_escaped, parse_request_id
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -193,7 +194,9 @@ async def test_send_delivers_an_unknown_type_and_the_other_side_answers_f2_and_c
     assert not composer.send_button.disabled
     assert await composer.send_to_peer() is True
     status = await composer.wait_closed()
-    assert status.startswith("sent 25 bytes to a; connection closed: ")
+    # a wrote the bytes; the other side (b) read them, could not, and closed.
+    assert status.startswith("sent 25 bytes from a to the other side; the other side cannot read it: byte 2: type: ")
+    assert "; connection closed: the other side reported a protocol error" in status
     assert a.close_reason == "the other side reported a protocol error: f00000002 (invalid)"
     received = [event.message for event in a.trace if event.direction == IN]
     assert received == [gl.ProtocolVersion(1), gl.ProtocolError(2)]
@@ -207,7 +210,7 @@ async def test_send_delivers_a_valid_notification_and_the_demo_answers_it():
     composer = Composer(peer=a, type="n", name="hello", payload="hi")
     await composer.send_to_peer()
     await answered.wait()
-    assert composer.status == "sent 19 bytes to a"
+    assert composer.status == "sent 19 bytes from a to the other side"
     assert a.trace[-1].message == gl.Notification("hello-back", b"hi")
     assert [event.message for event in b.trace if event.direction == IN][-1] == gl.Notification("hello", b"hi")
     await a.close()
@@ -219,3 +222,89 @@ async def test_send_on_a_closed_connection_says_so():
     composer = Composer(peer=a)
     assert await composer.send_to_peer() is False
     assert composer.status == "connection closed: closed by this side"
+
+
+async def settle() -> None:
+    """A few turns of the loop: the pipe delivers, the other side answers, listeners run."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_frame_one_byte_short_says_the_receiver_waits_for_one_more_byte():
+    a, b = await gl.pipe(handlers_b=demo.handlers())
+    composer = Composer(peer=a, malformation="truncated", drop=1)
+    assert await composer.send_to_peer() is True
+    await settle()
+    assert composer.waiting == Waiting(24, 1, True)
+    assert b._decoder.waiting() == composer.waiting  # the model agrees with the real receiver
+    assert composer.status == (
+        "sent 24 bytes from a to the other side; "
+        "the other side holds 24 bytes of an unfinished message and is waiting for 1 more byte"
+    )
+    assert not composer.send_button.disabled and b.is_open
+    await a.close()
+
+
+async def test_the_wait_is_followed_live_as_more_bytes_go_out_and_when_the_connection_ends():
+    a, b = await gl.pipe(handlers_b=demo.handlers())
+    header_only = Composer(peer=a, type="R", request_id=b"0009", payload="hello", malformation="truncated", drop=5)
+    await header_only.send_to_peer()
+    await settle()
+    assert header_only.waiting == Waiting(13, 5, True)
+    assert "waiting for 5 more bytes" in header_only.status
+    # Another Composer on the same connection writes the version preamble, "01": two more
+    # bytes the receiver takes as payload. The first Composer's status follows without a send.
+    await Composer(peer=a, type="01").send_to_peer()
+    await settle()
+    assert header_only.waiting == b._decoder.waiting() == Waiting(15, 3, True)
+    assert "waiting for 3 more bytes" in header_only.status
+    await a.close()
+    await settle()
+    assert header_only.status.endswith("the other side was still waiting for 3 more bytes; connection closed: closed by this side")
+    assert header_only.send_button.disabled
+
+
+async def test_ordinary_traffic_after_a_short_frame_is_taken_as_its_payload():
+    a, b = await gl.pipe(handlers_b=demo.handlers())
+    composer = Composer(peer=a, malformation="size+1")  # announces 6 payload bytes, writes 5
+    await composer.send_to_peer()
+    await settle()
+    assert "waiting for 1 more byte" in composer.status
+    await a.notify_bytes("hi", b"")  # its "n" ends the payload; "002hi..." is no message
+    await b.wait_closed()
+    await settle()
+    assert "the other side cannot read it: byte 28: type: " in composer.status
+    assert composer.waiting is None and composer.send_button.disabled
+
+
+async def test_send_is_disabled_with_a_reason_once_the_connection_ends():
+    a, b = await gl.pipe(handlers_b=demo.handlers())
+    composer = Composer(peer=a)
+    assert not composer.send_button.disabled
+    await b.close()  # the other side goes: a sees its connection end
+    await a.wait_closed()
+    await settle()
+    assert composer.send_button.disabled
+    assert composer.send_button.tooltip.startswith("the connection is closed (connection closed by the other side")
+    assert composer.status.startswith("connection closed: connection closed by the other side")
+    composer.set(payload="changed")  # a new form does not bring Send back
+    assert composer.send_button.disabled
+    late = Composer(peer=a)  # made after the close: disabled from the start
+    assert late.send_button.disabled and late.status.startswith("connection closed")
+
+
+async def test_bytes_that_are_no_frame_are_kept_beside_the_trace():
+    from gotalk_lab.widgets.unframed import unframed_log
+
+    a, b = await gl.pipe(handlers_b=demo.handlers())
+    before = a.trace.events[-1].index
+    composer = Composer(peer=a, malformation="size-1")  # "hell" is a whole request, "o" no message
+    await composer.send_to_peer()
+    notes = unframed_log(a.trace).notes
+    assert len(notes) == 1
+    note = notes[0]
+    assert (note.after, note.direction, note.data) == (before + 1, "out", b"o")
+    assert a.trace.events[before + 1 - a.trace.events[0].index].message == gl.SingleRequest(b"0001", "echo", b"hell")
+    assert note.problem.startswith("not a message (byte 24 of the 25 written): type: expected one of r s p")
+    assert unframed_log(Trace()).notes == []
+    await a.close()

@@ -50,3 +50,26 @@ def test_the_dashboard_has_a_static_html_fallback():
     data = lab(gl.Trace())._repr_mimebundle_()  # an ipywidgets VBox: a dict, no metadata
     assert "application/vnd.jupyter.widget-view+json" in data
     assert "no frames yet" in data["text/html"]
+
+
+async def test_a_composer_inside_lab_sends_and_its_broken_bytes_show_on_that_timeline():
+    from gotalk_lab.widgets.composer import Composer
+
+    a, b = await gl.pipe(None, gl.demo.handlers())
+    dashboard = lab(a, composer=True)
+    assert isinstance(dashboard.composer, Composer) and dashboard.composer.peer is a
+    assert dashboard.children[1] is dashboard.composer
+    assert dashboard.timeline.detail is False  # the dashboard's own frame view shows clicks
+    dashboard.composer.set(malformation="unknown-type")
+    await dashboard.composer.send_to_peer()
+    await a.wait_closed()
+    dashboard.timeline.selected = -2  # the unframed row
+    assert dashboard.frame_view.data == b"x0001004echo00000005hello"
+    assert dashboard.composer.send_button.disabled
+    with pytest.raises(TypeError, match="needs a peer"):
+        lab(gl.Trace(), composer=True)
+
+
+def test_lab_of_a_tap_trace_names_client_and_upstream():
+    dashboard = lab(gl.Trace(sides=("client", "upstream")))
+    assert dashboard.timeline.lanes == ["client", "upstream"]

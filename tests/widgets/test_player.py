@@ -4,7 +4,7 @@ the frame view, from a Trace, a saved file or a live peer's snapshot (kernel sid
 from __future__ import annotations
 
 import gotalk_lab as gl
-from gotalk_lab.widgets.player import SPEEDS, Player
+from gotalk_lab.widgets.player import SPEEDS, Player, position_html
 from gotalk_lab.widgets.timeline import Timeline
 
 
@@ -26,7 +26,7 @@ async def test_stepping_moves_the_cursor_and_the_frame_view():
     assert player.step == 3 and player.timeline.cursor == events[3].index
     assert player.frame_view.value is events[3]
     assert player.field_table.annotation == player.frame_view.annotation  # the table follows
-    assert "frame 4 of 6" in player.position.value
+    assert "<b>frame #3</b> of #0–#5 (6 frames)" in player.position.value
 
     player.next()
     assert (player.step, player.current) == (4, events[4])
@@ -93,3 +93,20 @@ async def test_the_player_has_a_static_html_fallback():
     assert "application/vnd.jupyter.widget-view+json" in data
     assert "greet" in data["text/html"]
     await a.close()
+
+
+def test_the_position_counts_as_the_timeline_does_event_indices_from_zero():
+    # Before: "frame 4 of 12 · #3", a 1-based position beside the 0-based index.
+    trace = gl.Trace(cap=4, sides=("client", "upstream"))
+    for number in range(6):  # a cap of 4: frames #0 and #1 are dropped
+        message = gl.Notification("n", b"%d" % number)
+        trace.record("out" if number % 2 else "in", gl.encode(message)[:-1], message)
+    line = position_html(trace.events[1], list(trace.events), trace.sides)
+    assert line.startswith("<b>frame #3</b> of #2–#5 (4 frames)")
+    assert "client → upstream" in line
+    assert "frame 2" not in line and "frame 4" not in line
+    player = Player(trace)  # a snapshot, numbered afresh: the timeline's "#" column says the same
+    player.go(1)
+    assert player.position.value.startswith(f"<b>frame #{player.current.index}</b> of #0–#3 (4 frames)")
+    assert player.timeline.lanes == ["client", "upstream"]
+    assert player.timeline.detail is False  # the Player's own frame view shows the step

@@ -323,3 +323,70 @@ def test_the_mime_bundle_has_a_static_html_fallback():
 def test_a_peer_without_a_trace_is_refused():
     with pytest.raises(ValueError, match="trace=False"):
         Timeline(None)
+
+
+def test_a_standalone_timeline_shows_the_clicked_frame_in_its_own_detail_panel():
+    # Before, a click only highlighted the arrow: nothing showed the frame's bytes.
+    trace = Trace()
+    record_pairs(trace, 3)
+    timeline = Timeline(trace)
+    assert timeline.detail is True and timeline.detail_view is None  # made on the first click
+    timeline.selected = 3  # what a click on the arrow sets
+    assert timeline.detail_view.value is trace.events[3]
+    assert timeline.detail_view.data == trace.events[3].raw
+    assert [field["name"] for field in timeline.detail_table.fields] == ["type", "request_id", "payload_size", "payload"]
+    first_view = timeline.detail_view
+    timeline.selected = 0
+    assert timeline.detail_view is first_view and first_view.data == trace.events[0].raw
+    state = timeline.get_state()
+    assert state["detail_view"] == "IPY_MODEL_" + first_view.model_id  # what the browser embeds
+    timeline.close()
+
+
+def test_a_timeline_with_a_frame_view_elsewhere_has_no_panel_of_its_own():
+    trace = Trace()
+    record_pairs(trace, 1)
+    timeline = Timeline(trace, frame_view=FrameView())
+    timeline.selected = 1
+    assert timeline.detail is False and timeline.detail_view is None
+    timeline.close()
+
+
+def test_lanes_take_the_names_of_the_traces_sides():
+    assert Timeline(Trace()).lanes == ["this side", "other side"]
+    assert Timeline(Trace(sides=("client", "upstream"))).lanes == ["client", "upstream"]
+    assert Timeline(Trace(sides=("client", "upstream")), lanes=("x", "y")).lanes == ["x", "y"]
+
+
+async def test_unframed_bytes_get_a_row_between_the_frames_and_a_click_shows_them():
+    from gotalk_lab.widgets.composer import Composer
+    from gotalk_lab.widgets.timeline import UNFRAMED_ROW_FIELDS
+
+    a, b = await gl.pipe(handlers_b=gl.demo.handlers())
+    early = Timeline(a.trace)  # made before the send: hears it live
+    sent = capture(early)
+    composer = Composer(peer=a, malformation="bad-hex")  # r0001004echo0000000zhello
+    await composer.send_to_peer()
+    await a.wait_closed()
+    early.flush()
+    rows = [row for message in sent if message["kind"] == "append" for row in message["events"]]
+    unframed = [dict(zip(UNFRAMED_ROW_FIELDS, row)) for row in rows if row[3] == "?"]
+    assert len(unframed) == 1
+    row = unframed[0]
+    assert row["i"] == 1.5 and row["d"] == "out" and row["n"] == 25 and row["r"] == 0
+    assert "payload_size" in row["why"]
+    answer = next(event for event in a.trace if isinstance(event.message, gl.ProtocolError))
+    assert answer.index > row["i"]  # the other side's f comes after what provoked it
+
+    late = Timeline(a.trace)  # made after: the history has the row in its place
+    history = capture(late)
+    late.send_history("t")
+    indices = [values[0] for values in history[0]["events"]]
+    assert indices == sorted(indices) and 1.5 in indices
+    late.selected = -2  # the row of note 0, as the browser sets it
+    assert late.selected_item.data == b"r0001004echo0000000zhello"
+    assert late.detail_view.data == b"r0001004echo0000000zhello"
+    assert late.detail_view.annotation["error"]["field"] == "payload_size"
+    assert "no frame" in late.detail_view.title
+    early.close()
+    late.close()

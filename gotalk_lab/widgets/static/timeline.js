@@ -8,13 +8,25 @@
 // while the history is still coming are kept and applied afterwards unless the
 // history already covers them (seq). Only the rows in sight (plus a margin) are
 // in the DOM; drawing happens at most once per animation frame.
+//
+// Bytes written that are no frame ("unframed", type "?") come as rows too, with an
+// index half way between two frames'; they may arrive after the frames that follow
+// them, so rows are inserted in order. Clicking a row sets `selected` (an event index,
+// or -2 - r for unframed note r); without a frame view of its own elsewhere, the
+// kernel then fills `detail_view` and `detail_table` (a FrameView and a FieldTable),
+// which this view embeds in a panel under the rows.
 
-/** @typedef {{i:number,t:number,d:"out"|"in",y:string,x:number|null,c:number|null,id:string|null,op:string|null,s:string,n:number,w?:number}} Row */
+/** @typedef {{i:number,t:number,d:"out"|"in",y:string,x:number|null,c:number|null,id:string|null,op:string|null,s:string,n:number,w?:number,r?:number,why?:string}} Row */
 /** @typedef {{x:number,c:number,op:string,rq:string,k:string,id:string,a:number,z:number|null,o:string,lat:number|null,r:number,w:number|null}} ExchangeRecord */
 /** @typedef {{x:number,c:number,start:number,end:number}} Span  // rows of one exchange in the current view */
 
 /** Order of a row's and an exchange's values on the wire (ROW_FIELDS, EXCHANGE_FIELDS in timeline.py). */
 const ROW_FIELDS = ["i", "t", "d", "y", "x", "id", "op", "s", "n", "w"];
+/** An unframed row's values (UNFRAMED_ROW_FIELDS): a row's, then its note number and the reason. */
+const UNFRAMED_ROW_FIELDS = [...ROW_FIELDS, "r", "why"];
+const UNFRAMED = "?";
+/** What ipywidgets' widget_serialization writes for a widget in a traitlet. */
+const WIDGET_REF = "IPY_MODEL_";
 const EXCHANGE_FIELDS = ["x", "c", "op", "rq", "k", "id", "a", "z", "o", "lat", "r", "w"];
 
 /** @param {string[]} fields @param {any[]} values */
@@ -44,7 +56,23 @@ const TYPES = {
   n: { glyph: "✉", name: "notification" },
   h: { glyph: "♥", name: "heartbeat" },
   f: { glyph: "⚠", name: "protocol error" },
+  [UNFRAMED]: { glyph: "▒", name: "no frame (raw bytes)" },
 };
+
+/** The CSS class of a type: "e" and "E" must differ without relying on case, "?" is no class name. */
+function typeClass(/** @type {string} */ y) {
+  return y === "e" ? "t-ee" : y === UNFRAMED ? "t-raw" : `t-${y}`;
+}
+
+/** What a row's badge says after its glyph: "01" for the version, "raw" for unframed bytes. */
+function badgeText(/** @type {string} */ y) {
+  return y === "v" ? "01" : y === UNFRAMED ? "raw" : y;
+}
+
+/** The value `selected` takes when this row is clicked: its event index, or -2 - r when unframed. */
+function rowKey(/** @type {Row} */ row) {
+  return row.r == null ? row.i : -2 - row.r;
+}
 
 const OUTCOMES = {
   pending: { glyph: "…", words: "waiting" },
@@ -106,17 +134,26 @@ class TimelineView {
     this.onFilters = () => { this.rebuildView(); this.drawChips(); this.scheduleDraw(); };
     this.onCursor = () => { this.rebuildView(); this.revealCursor(); this.drawHeader(); this.scheduleDraw(); };
     this.onHeader = () => this.drawHeader();
-    this.onSelected = () => { this.reveal(this.model.get("selected")); this.scheduleDraw(); };
+    this.onSelected = () => { this.reveal(this.model.get("selected")); this.showDetail(); this.scheduleDraw(); };
+    this.onDetail = () => { this.embedDetail(); this.showDetail(); };
+    /** @type {any[]} the detail panel's embedded child views */
+    this.childViews = [];
+    this.embedded = "";
+    this.destroyed = false;
+    this.unframedCount = 0;
     model.on("msg:custom", this.onMessage);
     model.on("change:hidden_types", this.onFilters);
     model.on("change:hidden_operations", this.onFilters);
     model.on("change:cursor", this.onCursor);
     model.on("change:selected", this.onSelected);
+    model.on("change:detail_view", this.onDetail);
     for (const name of ["frame_count", "held", "paused", "dropped", "title", "lanes"]) {
       model.on(`change:${name}`, this.onHeader);
     }
     this.drawHeader();
     this.drawChips();
+    this.embedDetail();
+    this.showDetail();
     model.send({ kind: "sync", token: this.token });
   }
 
@@ -156,6 +193,18 @@ class TimelineView {
           <div class="gl-tl-layer"></div>
         </div>
         <div class="gl-tl-empty">waiting for the kernel…</div>
+      </div>
+      <div class="gl-tl-detail" hidden>
+        <div class="gl-tl-detail-head">
+          <span class="gl-tl-what">detail</span>
+          <span class="gl-tl-detail-note">the clicked arrow, byte by byte: hover a field to see what it means</span>
+          <span class="gl-tl-grow"></span>
+          <button class="gl-tl-detail-close" title="hide the detail; click any arrow to show it again">✕ close</button>
+        </div>
+        <div class="gl-tl-detail-body">
+          <div class="gl-tl-detail-view"></div>
+          <div class="gl-tl-detail-table"></div>
+        </div>
       </div>`;
     const $ = (selector) => /** @type {HTMLElement} */ (this.el.querySelector(selector));
     this.scroller = $(".gl-tl-scroll");
@@ -164,6 +213,12 @@ class TimelineView {
     this.empty = $(".gl-tl-empty");
     this.pauseButton = $(".gl-tl-pause");
     this.latestButton = $(".gl-tl-latest");
+    this.detail = $(".gl-tl-detail");
+    this.detailSlots = [$(".gl-tl-detail-view"), $(".gl-tl-detail-table")];
+    $(".gl-tl-detail-close").addEventListener("click", () => {
+      this.model.set("selected", -1);
+      this.model.save_changes();
+    });
     this.pauseButton.addEventListener("click", () => {
       this.model.set("paused", !this.model.get("paused"));
       this.model.save_changes();
@@ -209,6 +264,7 @@ class TimelineView {
       if (msg.part < msg.parts - 1) return;
       this.exchanges = new Map();
       this.store(this.incoming.exchanges);
+      this.unframedCount = 0;
       this.rows = this.incoming.events.map((values) => this.adopt(values));
       for (const row of this.rows) if (row.op) this.operations.add(row.op);
       this.incoming = { events: [], exchanges: [] };
@@ -238,7 +294,9 @@ class TimelineView {
 
   /** A row from the wire, completed from its exchange (column, ID, operation). @returns {Row} */
   adopt(values) {
-    const row = /** @type {Row} */ (fromWire(ROW_FIELDS, values));
+    const unframed = values.length > ROW_FIELDS.length;
+    if (unframed) this.unframedCount++;
+    const row = /** @type {Row} */ (fromWire(unframed ? UNFRAMED_ROW_FIELDS : ROW_FIELDS, values));
     row.c = null;
     const record = row.x == null ? undefined : this.exchanges.get(row.x);
     if (record) {
@@ -264,15 +322,37 @@ class TimelineView {
     this.dropped = msg.dropped;
     const knownOperations = this.operations.size;
     this.store(msg.exchanges);
+    let outOfOrder = false;
     for (const values of msg.events) {
       const row = this.adopt(values);
-      this.rows.push(row);
+      outOfOrder = !this.insertRow(row) || outOfOrder;
       if (row.op) this.operations.add(row.op);
-      if (incremental && this.model.get("cursor") < 0 && this.passes(row)) this.addVisible(row);
+      if (incremental && !outOfOrder && this.model.get("cursor") < 0 && this.passes(row)) this.addVisible(row);
     }
-    if (incremental && (this.trim() || this.model.get("cursor") >= 0)) this.rebuildView();
+    if (incremental && (this.trim() || outOfOrder || this.model.get("cursor") >= 0)) this.rebuildView();
     if (incremental && this.operations.size !== knownOperations) this.drawChips();
     if (incremental) this.drawHeader();
+  }
+
+  /**
+   * Put a row in its place by index; true when that is the end (the usual case). Unframed
+   * bytes are noted when written, and may reach the view after the frames that follow them.
+   * @param {Row} row
+   */
+  insertRow(row) {
+    const rows = this.rows;
+    if (!rows.length || rows[rows.length - 1].i <= row.i) {
+      rows.push(row);
+      return true;
+    }
+    let low = 0;
+    let high = rows.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (rows[middle].i <= row.i) low = middle + 1; else high = middle;
+    }
+    rows.splice(low, 0, row);
+    return false;
   }
 
   /** Keep no more rows than the trace keeps (its cap); returns whether any went. */
@@ -449,7 +529,8 @@ class TimelineView {
 
   exchangeTitle(record, open) {
     const outcome = OUTCOMES[open ? "pending" : record.o] ?? { words: record.o };
-    const who = record.rq === "out" ? "this side asked" : "the other side asked";
+    const lanes = this.model.get("lanes");
+    const who = `${record.rq === "out" ? lanes[0] : lanes[1]} asked`;
     const latency = !open && record.lat != null ? `, ${formatMs(record.lat)}` : "";
     const retries = record.r ? `, ${record.r} retr${record.r === 1 ? "y" : "ies"}` : "";
     return `exchange ${record.id} ${record.op} (${record.k}, ${who}): ${outcome.words}${latency}${retries} — column ${record.c}`;
@@ -460,8 +541,8 @@ class TimelineView {
     const type = TYPES[row.y] ?? { glyph: "·", name: row.y };
     const record = row.x == null ? undefined : this.exchanges.get(row.x);
     const cursor = this.model.get("cursor");
-    let classes = `gl-tl-row t-${row.y === "e" ? "ee" : row.y} d-${row.d}`;
-    if (row.i === this.model.get("selected")) classes += " gl-tl-sel";
+    let classes = `gl-tl-row ${typeClass(row.y)} d-${row.d}`;
+    if (rowKey(row) === this.model.get("selected")) classes += " gl-tl-sel";
     if (row.i === cursor) classes += " gl-tl-cur";
     let tick = "";
     if (record) {
@@ -470,12 +551,12 @@ class TimelineView {
       const laneLeft = GUTTER_LEFT + this.gutter + 8; // as --gl-tl-lane-left in timeline.css
       tick = `<span class="gl-tl-tick" style="left:${x}px;width:${laneLeft - x}px"></span>`;
     }
-    const badge = `<b class="gl-tl-badge">${type.glyph} ${row.y === "v" ? "01" : row.y}</b>`;
+    const badge = `<b class="gl-tl-badge">${type.glyph} ${badgeText(row.y)}</b>`;
     const words = this.label(row);
     const title = this.rowTitle(row, type, record);
     return (
-      `<div class="${classes}" data-i="${row.i}" style="top:${position * ROW_HEIGHT}px" title="${escapeHtml(title)}">` +
-      `<span class="gl-tl-idx">${row.i}</span><span class="gl-tl-time">${(row.t * 1000).toFixed(3)}</span>${tick}` +
+      `<div class="${classes}" data-i="${rowKey(row)}" style="top:${position * ROW_HEIGHT}px" title="${escapeHtml(title)}">` +
+      `<span class="gl-tl-idx">${row.r == null ? row.i : "·"}</span><span class="gl-tl-time">${(row.t * 1000).toFixed(3)}</span>${tick}` +
       `<span class="gl-tl-arrow"><span class="gl-tl-label">${badge} ${escapeHtml(words)}</span></span>` +
       `<span class="gl-tl-note">${this.noteHtml(row, record)}</span></div>`
     );
@@ -483,6 +564,7 @@ class TimelineView {
 
   /** The words after the badge: request ID, operation (on requests) or notification name, detail. */
   label(row) {
+    if (row.y === UNFRAMED) return `${row.n} byte${row.n === 1 ? "" : "s"} ${row.s}`;
     const parts = [];
     if (row.id != null) parts.push(row.id);
     if (row.op && (row.y === "r" || row.y === "s" || row.y === "n")) parts.push(row.op);
@@ -493,6 +575,13 @@ class TimelineView {
   rowTitle(row, type, record) {
     const lanes = this.model.get("lanes");
     const way = row.d === "out" ? `${lanes[0]} → ${lanes[1]}` : `${lanes[1]} → ${lanes[0]}`;
+    if (row.y === UNFRAMED) {
+      return [
+        `${row.n} byte${row.n === 1 ? "" : "s"} written after #${Math.floor(row.i)} at ${(row.t * 1000).toFixed(3)} ms, ${way}`,
+        `no frame: ${row.why}`,
+        "click to show them byte by byte",
+      ].join("\n");
+    }
     const lines = [`#${row.i} at ${(row.t * 1000).toFixed(3)} ms, ${way}`, `${row.y} ${type.name}: ${this.label(row)}`];
     if (row.n) lines.push(`payload ${row.n} byte${row.n === 1 ? "" : "s"}`);
     if (record) lines.push(this.exchangeTitle(record, this.isOpen(record)));
@@ -501,6 +590,12 @@ class TimelineView {
   }
 
   noteHtml(row, record) {
+    if (row.y === UNFRAMED) {
+      const unfinished = (row.why || "").startsWith("an unfinished");
+      return unfinished
+        ? `<span class="o-retrying">⋯ unfinished: reader waits</span>`
+        : `<span class="o-error">⚠ no frame: not a message</span>`;
+    }
     if (row.y === "e") return `<span class="o-retrying">↻ ${record ? escapeHtml(record.op) + " " : ""}wait ${row.w} ms</span>`;
     if (row.y === "n") return `<span class="gl-tl-quiet">one-way, never answered</span>`;
     if (row.y === "h") return `<span class="gl-tl-quiet">never answered</span>`;
@@ -528,6 +623,7 @@ class TimelineView {
     /** @type {HTMLElement} */ (this.el.querySelector(".gl-tl-h-left")).textContent = `▍${lanes[0]}`;
     /** @type {HTMLElement} */ (this.el.querySelector(".gl-tl-h-right")).textContent = `${lanes[1]}▐`;
     const parts = [`${model.get("frame_count")} frames`, `${this.exchanges.size} exchanges`];
+    if (this.unframedCount) parts.push(`<span class="gl-tl-warn">${this.unframedCount} unframed</span>`);
     const dropped = model.get("dropped");
     if (dropped) parts.push(`<span class="gl-tl-warn">${dropped} dropped (trace keeps ${model.get("cap")})</span>`);
     if (model.get("paused")) parts.push(`<span class="gl-tl-warn">paused: ${model.get("held")} held</span>`);
@@ -541,8 +637,8 @@ class TimelineView {
   drawChips() {
     const hiddenTypes = new Set(this.model.get("hidden_types"));
     const types = Object.entries(TYPES).map(([key, type]) =>
-      `<button class="gl-tl-chip t-${key === "e" ? "ee" : key}${hiddenTypes.has(key) ? " gl-tl-off" : ""}" data-key="${key}" ` +
-      `title="${hiddenTypes.has(key) ? "show" : "hide"} ${escapeHtml(type.name)} frames"><b class="gl-tl-badge">${type.glyph} ${key === "v" ? "01" : key}</b> ${type.name}</button>`);
+      `<button class="gl-tl-chip ${typeClass(key)}${hiddenTypes.has(key) ? " gl-tl-off" : ""}" data-key="${key}" ` +
+      `title="${hiddenTypes.has(key) ? "show" : "hide"} ${escapeHtml(type.name)} frames"><b class="gl-tl-badge">${type.glyph} ${badgeText(key)}</b> ${type.name}</button>`);
     /** @type {HTMLElement} */ (this.el.querySelector(".gl-tl-types")).innerHTML = `<span class="gl-tl-what">types</span>${types.join("")}`;
     const hiddenOperations = new Set(this.model.get("hidden_operations"));
     const operations = [...this.operations].sort().map((name) =>
@@ -552,7 +648,44 @@ class TimelineView {
       ? `<span class="gl-tl-what">operations</span>${operations.join("")}` : "";
   }
 
+  // -- the detail panel -------------------------------------------------------------------
+
+  /** Embed the kernel's FrameView and FieldTable (once they exist) in the panel's two slots. */
+  async embedDetail() {
+    const refs = [this.model.get("detail_view"), this.model.get("detail_table")];
+    const manager = this.model.widget_manager;
+    if (!manager || !refs.every((ref) => typeof ref === "string" && ref.startsWith(WIDGET_REF))) return;
+    const key = refs.join(" ");
+    if (this.embedded === key) return;
+    this.embedded = key;
+    this.removeChildViews();
+    const views = await Promise.all(refs.map(async (ref) => {
+      const child = await manager.get_model(ref.slice(WIDGET_REF.length));
+      return manager.create_view(child);
+    }));
+    if (this.destroyed || this.embedded !== key) {  // gone, or replaced, while they were made
+      for (const view of views) view.remove();
+      return;
+    }
+    this.childViews = views;
+    views.forEach((view, k) => this.detailSlots[k].replaceChildren(view.el));
+    this.showDetail();
+  }
+
+  /** The panel is shown while something is selected and the kernel has filled it. */
+  showDetail() {
+    this.detail.hidden = !(this.childViews.length && this.model.get("selected") !== -1);
+  }
+
+  removeChildViews() {
+    for (const view of this.childViews) view.remove();
+    this.childViews = [];
+  }
+
   destroy() {
+    this.destroyed = true;
+    this.removeChildViews();
+    this.model.off("change:detail_view", this.onDetail);
     if (this.frame) cancelAnimationFrame(this.frame);
     this.model.off("msg:custom", this.onMessage);
     this.model.off("change:hidden_types", this.onFilters);
