@@ -18,7 +18,7 @@ from . import demo
 from .connect import DEFAULT_HOST, connect, parse_address, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 from .errors import GotalkError
-from .peer import ConnectionClosed, RequestError
+from .errors import ConnectionClosed, RequestError
 from .tap import Tap
 from .trace import OUT, event_to_json
 

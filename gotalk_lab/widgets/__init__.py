@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import ipywidgets
 
+from ..peer import register_view
 from .composer import Composer
 from .dashboard import Dashboard, lab
 from .frames import FieldTable, FrameView, link
 from .player import Player
 from .timeline import Timeline
+
+# ``peer.timeline()`` is a Timeline of the peer's trace: registered, since the peer never imports widgets.
+register_view("timeline", Timeline)
 
 
 def show(value, *, expect_version: bool | None = None, title: str | None = None) -> ipywidgets.VBox:

@@ -19,8 +19,7 @@ import ipywidgets
 from html import escape
 
 from ..annotate import annotate, show_bytes
-from ..errors import EncodeError
-from ..peer import ConnectionClosed
+from ..errors import ConnectionClosed, EncodeError
 from ..wire import (
     MAX_LOAD,
     MAX_UINT32,
