@@ -9,6 +9,7 @@ the peer (``pipe``, ``connect``, ``serve``, ``Peer``, ``Trace``) and the lab
 import importlib
 
 from . import demo
+from . import html as _html
 from . import peer as _peer
 from .connect import Address, Server, connect, parse_address, pipe, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
@@ -63,6 +64,8 @@ def _load_view(name: str) -> None:
 
 
 _peer.view_loader = _load_view
+# In a notebook, messages and traces display as HTML (a no-op elsewhere).
+_html.register_formatters()
 
 
 def __getattr__(name: str):

@@ -225,7 +225,7 @@ def _load_percent(load: int) -> str:
     return f"{percent:.1f} %"
 
 
-def _error_code_words(code: int) -> tuple[str, str]:
+def error_code_words(code: int) -> tuple[str, str]:
     try:
         return _ERROR_CODE_MEANINGS[ProtocolErrorCode(code)]
     except ValueError:
@@ -276,7 +276,7 @@ def _meaning(name: str, raw: bytes, value: FieldValue, type_char: str, hint: str
     if name == "time":
         return f"sender's clock: 0x{show_bytes(raw)} = {value} Unix seconds = {_utc(value)} (UTC)"
     if name == "code":
-        label, explanation = _error_code_words(value)
+        label, explanation = error_code_words(value)
         return f"protocol error code: 0x{show_bytes(raw)} = {value}: {label} — {explanation}; the sender closes"
     if name == "payload":
         if hint == "empty":
@@ -350,7 +350,7 @@ def _summary(message: Message, fields: list[Field]) -> str:
         parts.append(f"load {by_name['load'].value} ({_load_percent(by_name['load'].value)})")
         parts.append(f"at {_utc(by_name['time'].value)}")
     if "code" in by_name:
-        parts.append(f"code {by_name['code'].value}: {_error_code_words(by_name['code'].value)[0]}")
+        parts.append(f"code {by_name['code'].value}: {error_code_words(by_name['code'].value)[0]}")
     payload = by_name.get("payload")
     if payload is not None:
         if payload.hint == "empty":

@@ -38,7 +38,7 @@ from .errors import (
 from .handlers import SINGLE, Handlers, Operation, json_payload, json_value, to_payload, wants_peer
 from .streams import InboundStream, PartQueue, StreamRequestHandle
 from .trace import IN, OUT, Trace
-from .transports.base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport
+from .transports.base import CLOSE_TIMEOUT, DIRECT_WRITE_SIZE, HIGH_WATER, Transport
 from .wire import (
     MAX_UINT32,
     ErrorResult,
@@ -59,12 +59,6 @@ from .wire import (
 )
 
 log = logging.getLogger(__name__)
-
-#: Seconds ``close`` waits for queued bytes to go out before dropping the
-#: connection. Gotalk has no closing handshake: what is still queued then is
-#: best effort, like the rest of a connection that is going away. (The
-#: WebSocket transport uses the same figure for its closing handshake.)
-CLOSE_TIMEOUT = 2.0
 
 #: A peer's states are its connection's.
 PeerState = ConnectionState
@@ -329,6 +323,10 @@ class Peer:
     async def wait_closed(self) -> None:
         """Wait until the connection has ended (for any reason)."""
         await asyncio.shield(self._closed)
+
+    def on_close(self, callback: Callable[["Peer"], Any]) -> None:
+        """Call ``callback(peer)`` once the connection has ended (at once if it has)."""
+        self._closed.add_done_callback(lambda _: callback(self))
 
     def _fail(self, reason: str, *, send_code: int | None = None, cause: BaseException | None = None, abort: bool = False) -> None:
         """End the connection: optionally tell the other side why (an ``f``), then clean up."""

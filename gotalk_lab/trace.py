@@ -308,11 +308,6 @@ class Trace:
     def __repr__(self) -> str:
         return f"<Trace {len(self.events)} frames, {len(self.exchanges)} exchanges, {self.dropped} dropped>"
 
-    def _repr_html_(self) -> str:
-        from .html import trace_html
-
-        return trace_html(self)
-
     # -- saving and loading (JSON lines) --------------------------------------
 
     def save(self, path: str | Path) -> None:

@@ -63,11 +63,6 @@ class Message:
                 parts.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def _repr_html_(self) -> str:
-        from .html import message_html  # plain string building, no Jupyter import
-
-        return message_html(self)
-
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ProtocolVersion(Message):

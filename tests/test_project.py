@@ -30,3 +30,32 @@ def test_the_lab_layer_loads_on_first_use_only():
     script = "import sys, gotalk_lab as gl; assert 'ipywidgets' not in sys.modules; gl.show; gl.lab; gl.widgets.Timeline; print('ok')"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_no_module_imports_itself_back():
+    """No import cycle anywhere in the package, imports inside functions included."""
+    import grimp
+
+    graph = grimp.build_graph("gotalk_lab")
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            chain = graph.find_shortest_chain(importer=imported, imported=module)
+            if chain:
+                cycles.append(" -> ".join((module, *chain)))
+    assert not cycles, cycles
+
+
+def test_no_module_uses_another_modules_private_names():
+    """``from .x import _name`` is how private names leak between modules: there is none."""
+    import ast
+
+    package = Path(gotalk_lab.__file__).parent
+    leaks = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                names = [alias.name for alias in node.names if alias.name.startswith("_")]
+                if names:
+                    leaks.append(f"{path.relative_to(package)}:{node.lineno}: {', '.join(names)}")
+    assert not leaks, leaks

@@ -475,7 +475,7 @@ class Composer(ipywidgets.VBox):
         if self._value is None:
             raise ValueError(f"nothing to send: {self._error}")
         coroutine = self._write(self._value)
-        loop = self.peer._loop
+        loop = self.peer.loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

@@ -24,7 +24,7 @@ import anywidget
 import traitlets
 
 from ..annotate import VERSION_TYPE, show_bytes
-from ..annotate import _error_code_words  # the words the field table uses for the same codes
+from ..annotate import error_code_words  # the words the field table uses for the same codes
 from ..html import trace_html
 from ..trace import Trace, TraceEvent
 from ..wire import (
@@ -118,7 +118,7 @@ def frame_detail(event: TraceEvent) -> str:
         moment = datetime.fromtimestamp(message.time, tz=timezone.utc).strftime("%H:%M:%SZ")
         return f"load {message.load * 100 / MAX_LOAD:.0f} % at {moment}"
     if cls is ProtocolError:
-        return f"code {message.code}: {_error_code_words(message.code)[0]}"
+        return f"code {message.code}: {error_code_words(message.code)[0]}"
     payload = message.payload
     preview = payload_preview(payload) if payload else ""
     if cls is RetryResult:
