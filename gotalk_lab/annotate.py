@@ -181,6 +181,24 @@ def _cut_middle(pieces: list[str], limit: int) -> str:
     return "".join(pieces[: limit - tail]) + "…" + "".join(pieces[-tail:])
 
 
+def reads_as_text(text: str) -> bool:
+    """True when decoded payload text is fit to show as text: printable, line breaks and tabs allowed.
+
+    The one rule every view (field table, timeline label, composer form, CLI)
+    uses to choose between showing a payload as text and showing its bytes.
+    """
+    return text.isprintable() or all(char.isprintable() or char in "\n\r\t" for char in text)
+
+
+def payload_text(payload: bytes) -> str | None:
+    """The payload as text if it reads as text (UTF-8, see ``reads_as_text``), else None."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if reads_as_text(text) else None
+
+
 def payload_hint(payload: bytes) -> str:
     """"empty", "json" (parses as JSON), "text" (printable UTF-8) or "binary"."""
     if not payload:
@@ -195,9 +213,7 @@ def payload_hint(payload: bytes) -> str:
         pass
     else:
         return "json"
-    if all(char.isprintable() or char in "\n\r\t" for char in text):
-        return "text"
-    return "binary"
+    return "text" if reads_as_text(text) else "binary"
 
 
 def _payload_preview(payload: bytes, hint: str) -> str:

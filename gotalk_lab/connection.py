@@ -86,6 +86,27 @@ AnswerMessage = Union[SingleResult, StreamResult, ErrorResult, RetryResult]
 Event = Union[Message, "Answer"]
 
 
+#: What an exchange (a request and its answers) has come to, as traces and timelines
+#: show it: still waiting, told to retry, a streaming answer under way, or over.
+PENDING, RETRYING, STREAMING, RESULT, ERROR, CLOSED = "pending", "retrying", "stream", "result", "error", "closed"
+#: The outcomes after which more frames of the exchange are still to come.
+OPEN_OUTCOMES = frozenset({PENDING, RETRYING, STREAMING})
+
+
+def answer_outcome(message: Message) -> str:
+    """What an answer (``R``, ``S``, ``E`` or ``e``) makes of the exchange it answers.
+
+    The one place this is decided: ``Trace`` files exchanges with it and the
+    timeline draws them with it.
+    """
+    cls = type(message)
+    if cls is RetryResult:
+        return RETRYING
+    if cls is StreamResult:
+        return STREAMING if message.payload else RESULT  # type: ignore[attr-defined]
+    return ERROR if cls is ErrorResult else RESULT
+
+
 def unknown_operation_text(name: str) -> bytes:
     """What an ErrorResult says to a request for an operation nobody registered (the Go peer's words)."""
     return f'unknown operation "{name}"'.encode()

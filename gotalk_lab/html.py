@@ -278,3 +278,15 @@ def register_formatters(shell: Any = None) -> bool:
     formatter.for_type(Message, message_html)
     formatter.for_type_by_name("gotalk_lab.trace", "Trace", trace_html)
     return True
+
+
+def with_html_fallback(bundle: Any, html: str) -> Any:
+    """Add "text/html" to the mime bundle a widget's own ``_repr_mimebundle_`` returned.
+
+    anywidget returns (data, metadata), plain ipywidgets a dict (or None); the
+    widget view is kept, and nbviewer or GitHub, which cannot run it, show the HTML.
+    """
+    if isinstance(bundle, tuple):
+        data, metadata = bundle
+        return {**data, "text/html": html}, metadata
+    return {**(bundle or {}), "text/html": html}

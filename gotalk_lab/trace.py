@@ -19,6 +19,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Callable, Iterable, Iterator
 
+from .connection import OPEN_OUTCOMES, answer_outcome
 from .decoder import Decoder
 from .wire import (
     ErrorResult,
@@ -201,12 +202,8 @@ class Trace:
             opened = self._open[_OTHER[direction]]  # the requester is the other side
             exchange = opened.get(message.request_id)
             if exchange is not None:
-                if cls is RetryResult:
-                    exchange.outcome = "retrying"
-                elif cls is StreamResult and message.payload:
-                    exchange.outcome = "stream"
-                else:
-                    exchange.outcome = "error" if cls is ErrorResult else "result"
+                outcome = exchange.outcome = answer_outcome(message)
+                if outcome not in OPEN_OUTCOMES:
                     exchange.ended = at
                     del opened[message.request_id]
         elif cls is SingleRequest or cls is StreamRequest:

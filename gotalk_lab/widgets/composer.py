@@ -18,7 +18,7 @@ from typing import Any
 import ipywidgets
 from html import escape
 
-from ..annotate import annotate, show_bytes
+from ..annotate import annotate, payload_text, show_bytes
 from ..errors import ConnectionClosed, EncodeError
 from ..wire import (
     MAX_LOAD,
@@ -195,13 +195,8 @@ def _payload_for_form(payload: Any) -> tuple[str, str]:
     """(text, format) showing ``payload`` in the form: text when it reads as text, else hex."""
     if isinstance(payload, (bytes, bytearray, memoryview)):
         raw = bytes(payload)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.hex(" "), "hex"
-        if all(char.isprintable() or char in "\n\t" for char in text):
-            return text, "text"
-        return raw.hex(" "), "hex"
+        text = payload_text(raw)
+        return (text, "text") if text is not None else (raw.hex(" "), "hex")
     if isinstance(payload, str):
         return payload, "text"
     return json.dumps(payload), "json"

@@ -23,20 +23,20 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..annotate import VERSION_TYPE, show_bytes
+from ..annotate import VERSION_TYPE, reads_as_text, show_bytes
 from ..annotate import error_code_words  # the words the field table uses for the same codes
-from ..html import trace_html
+from ..connection import OPEN_OUTCOMES, RETRYING, STREAMING, answer_outcome
+from ..html import trace_html, with_html_fallback
 from ..trace import Trace, TraceEvent
 from ..wire import (
     MAX_LOAD,
-    ErrorResult,
+    RESULT_TYPES,
     Heartbeat,
     Notification,
     ProtocolError,
     ProtocolVersion,
     RetryResult,
     SingleRequest,
-    SingleResult,
     StreamRequest,
     StreamRequestPart,
     StreamResult,
@@ -57,7 +57,6 @@ CLOSED_CHECK_SECONDS = 1.0
 PREVIEW_CHARS = 32
 
 #: Outcomes of an exchange that is still waiting for more frames.
-OPEN_OUTCOMES = frozenset({"pending", "retrying", "stream"})
 
 #: A row, as sent to the browser: one list per frame, in this order (lists, not
 #: dicts: a 10 000-frame history is one long JSON stream, and keys would double it).
@@ -91,7 +90,7 @@ def payload_preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
         # A multi-byte character cut by ``head`` is not binary data.
         cut_short = len(head) < len(payload) and error.start >= len(head) - 3
         text = head[: error.start].decode("utf-8") if cut_short else None
-    if text is None or not (text.isprintable() or all(char.isprintable() or char in "\n\r\t" for char in text)):
+    if text is None or not reads_as_text(text):
         shown = show_bytes(payload[: limit // 2])
         return f'"{shown}{"…" if len(payload) > limit // 2 else ""}"'
     more = len(text) > limit or len(head) < len(payload)
@@ -142,11 +141,6 @@ def frame_label(event: TraceEvent) -> str:
     if detail:
         parts.append(detail)
     return " ".join(parts)
-
-
-def _ends_exchange(message) -> bool:
-    cls = type(message)
-    return cls is SingleResult or cls is ErrorResult or (cls is StreamResult and not message.payload)
 
 
 class Timeline(anywidget.AnyWidget):
@@ -318,13 +312,13 @@ class Timeline(anywidget.AnyWidget):
                     record["r"] += 1  # the same request again, after a RetryResult
                     record["o"] = "pending"
                 if record is not None:
-                    if cls is RetryResult:
-                        record["o"] = "retrying"
+                    outcome = answer_outcome(message) if cls in RESULT_TYPES else None
+                    if outcome == RETRYING:
+                        record["o"] = outcome
                         record["w"] = message.wait
-                    elif cls is StreamResult and message.payload:
-                        record["o"] = "stream"
-                    elif _ends_exchange(message):
-                        outcome = "error" if cls is ErrorResult else "result"
+                    elif outcome == STREAMING:
+                        record["o"] = outcome
+                    elif outcome is not None:
                         changed[exchange_id] = self._close_exchange(record, outcome, event.index, event.time)
                         record = None
                     if record is not None:
@@ -511,16 +505,6 @@ class Timeline(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return with_html_fallback(super()._repr_mimebundle_(**kwargs), trace_html(self.trace))
-
-
-def with_html_fallback(bundle: Any, html: str) -> Any:
-    """A widget's mime bundle plus "text/html": nbviewer and GitHub, which cannot run the
-    widget, show the static trace table instead (anywidget returns (data, metadata),
-    plain ipywidgets a dict)."""
-    if isinstance(bundle, tuple):
-        data, metadata = bundle
-        return {**data, "text/html": html}, metadata
-    return {**(bundle or {}), "text/html": html}
 
 
 def _nothing() -> None:
