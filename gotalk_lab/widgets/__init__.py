@@ -11,6 +11,7 @@ import ipywidgets
 
 from ..peer import register_view
 from .composer import Composer
+from .connection_view import ConnectionView
 from .dashboard import Dashboard, lab
 from .frames import FieldTable, FrameView, link
 from .player import Player
@@ -27,4 +28,4 @@ def show(value, *, expect_version: bool | None = None, title: str | None = None)
     return ipywidgets.VBox([frame_view, table])
 
 
-__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "lab", "show"]
+__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "lab", "show"]
