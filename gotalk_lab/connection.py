@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame
 from .errors import ConnectionClosed, LocalProtocolError, ProtocolViolation, RemoteProtocolError
@@ -69,6 +69,11 @@ REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.DONE: frozenset(),
 }
 
+# The members read on every message, looked up once: in Python 3.11 reading an
+# Enum member through its class costs as much as a dict lookup.
+_HANDSHAKE, _OPEN, _CLOSED = ConnectionState.HANDSHAKE, ConnectionState.OPEN, ConnectionState.CLOSED
+_UNSENT, _SENT, _DONE = RequestState.UNSENT, RequestState.SENT, RequestState.DONE
+
 #: Text of the RetryResult sent when too many requests run at once (as the Go peer writes it).
 RATE_LIMIT_TEXT = b"request rate limit"
 #: Text of the ErrorResult answering a stream request when streams are off (as the Go peer writes it).
@@ -121,10 +126,10 @@ class OutgoingRequest:
         self.request_id = request_id
         self.operation = operation
         self.stream = stream  #: a stream request (``s`` then ``p`` parts)
-        self.state = RequestState.UNSENT if message is None else RequestState.SENT
+        self.state = _UNSENT if message is None else _SENT
         self.message = message  #: a single request: what is written again after a RetryResult
         self.attempts = 0  #: RetryResults received so far
-        self.parts: list[bytes] = []  #: a streaming answer to a single request, so far
+        self.parts: list[bytes] | None = None  #: a streaming answer to a single request, so far
         #: A stream request's parts written before any answer: replayed after a RetryResult.
         self.unanswered: list[bytes] | None = [] if stream else None
         self.ended = False  #: a stream request whose end (or empty first part) is written
@@ -140,24 +145,26 @@ class OutgoingRequest:
         return f"<OutgoingRequest {self.request_id!r} {self.operation} ({kind}) {self.state.value}, {self.attempts} retries>"
 
 
-class Answer:
+class Answer(NamedTuple):
     """An event: a message that answers one of our requests, matched in the table.
 
     ``final``: the request has its outcome and has left the table. A RetryResult
-    past the retry limit is final too, with ``exhausted`` set.
+    past the retry limit is final too, with ``exhausted`` set. (A tuple: one is
+    made per answer received, and a tuple is the cheapest object to make.)
     """
 
-    __slots__ = ("message", "request", "final", "exhausted")
-
-    def __init__(self, message: AnswerMessage, request: OutgoingRequest, final: bool, exhausted: bool = False) -> None:
-        self.message = message
-        self.request = request
-        self.final = final
-        self.exhausted = exhausted
+    message: AnswerMessage
+    request: OutgoingRequest
+    final: bool
+    exhausted: bool = False
 
     def __repr__(self) -> str:
         how = "exhausted" if self.exhausted else ("final" if self.final else "more to come")
         return f"<Answer to {self.request.operation} {self.message!r}, {how}>"
+
+
+# Made directly, past NamedTuple's Python-level __new__ (twice the cost, once per answer).
+_new_answer = tuple.__new__
 
 
 class Connection:
@@ -181,7 +188,7 @@ class Connection:
             raise ValueError(f'request_ids must be "text" or "binary", got {request_ids!r}')
         self.request_ids = request_ids
         self.max_retries = max_retries
-        self.state = ConnectionState.HANDSHAKE
+        self.state = _HANDSHAKE
         #: Why the connection ended (None while it has not).
         self.close_reason: str | None = None
         #: Our requests in flight, by request ID.
@@ -211,7 +218,7 @@ class Connection:
 
     def start(self) -> ProtocolVersion:
         """The first message to write: our protocol version."""
-        if self.state is not ConnectionState.HANDSHAKE:
+        if self.state is not _HANDSHAKE:
             raise LocalProtocolError(f"the version is written first, and only once (the connection is {self.state.value})")
         return ProtocolVersion()
 
@@ -223,7 +230,7 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
-        return self.state is not ConnectionState.CLOSED
+        return self.state is not _CLOSED
 
     @property
     def buffered(self) -> int:
@@ -232,7 +239,7 @@ class Connection:
 
     def check_open(self) -> None:
         """Raise ``ConnectionClosed`` once the connection is over."""
-        if self.state is ConnectionState.CLOSED:
+        if self.state is _CLOSED:
             raise ConnectionClosed(self.close_reason or "connection closed")
 
     def close(self, reason: str, code: int | None = None) -> ProtocolError | None:
@@ -241,8 +248,8 @@ class Connection:
         The tables are emptied (the caller fails what they held before calling).
         Closing twice is allowed; an ``f`` is handed out at most once.
         """
-        if self.state is not ConnectionState.CLOSED:
-            self._move_to(ConnectionState.CLOSED)
+        if self.state is not _CLOSED:
+            self._move_to(_CLOSED)
         if self.close_reason is None:
             self.close_reason = reason
         self.requests, self.serving, self.inbound_streams = {}, {}, {}
@@ -261,7 +268,7 @@ class Connection:
         Bad bytes are not raised here: the messages before them come out of
         ``next_event`` first, then it raises the ``ProtocolViolation``.
         """
-        if self.state is ConnectionState.CLOSED or self._violation is not None:
+        if self.state is _CLOSED or self._violation is not None:
             return
         try:
             received = self._decoder.feed_frames(data) if self.headers else self._decoder.feed(data)
@@ -277,11 +284,10 @@ class Connection:
         ``f`` code to answer in its ``code``) for what the protocol forbids; the
         connection is then closed.
         """
+        # Runs once per message received: each branch returns, and a state that
+        # ends the connection empties the queue, so nothing is read past it.
         received = self._received
-        while received:
-            if self.state is ConnectionState.CLOSED:
-                received.clear()
-                return None
+        if received:
             message = received.popleft()
             if self.headers:
                 self.last_header, message = message.header, message.message
@@ -295,6 +301,13 @@ class Connection:
                 request = self.requests.get(message.request_id)
                 if request is None:
                     return message  # type: ignore[no-any-return]  # an answer to nothing asked (or given up): no event of its own
+                if (cls is SingleResult or cls is ErrorResult) and not request.stream:
+                    # The common case, here rather than in _answer: a single request is
+                    # over. (DONE may follow every state but itself, and a request in
+                    # the table is never DONE.)
+                    request.state = _DONE
+                    del self.requests[message.request_id]
+                    return _new_answer(Answer, (message, request, True, False))
                 return self._answer(message, request)
             if cls is StreamRequestPart:
                 request_id = message.request_id
@@ -308,23 +321,25 @@ class Connection:
                         self.refused_streams.discard(request_id)  # its end: nothing more will come
                 return message  # type: ignore[no-any-return]
             if cls is ProtocolVersion:
-                self._move_to(ConnectionState.OPEN)
+                self._move_to(_OPEN)
             elif cls is Heartbeat:
                 self.last_heartbeat = message
             elif cls is ProtocolError:
-                self._move_to(ConnectionState.CLOSED)
+                self._move_to(_CLOSED)
                 self.close_reason = f"the other side reported a protocol error: f{message.code:08x} ({message.meaning})"
                 self._goodbye_written = True  # it said goodbye: ours would never be read
+                received.clear()
             return message  # type: ignore[no-any-return]
-        if self._violation is not None and self.state is not ConnectionState.CLOSED:
+        if self._violation is not None and self.state is not _CLOSED:
             violation = self._violation
-            self._move_to(ConnectionState.CLOSED)
+            self._move_to(_CLOSED)
             self.close_reason = f"invalid input from the other side: {violation}"
             raise violation
         return None
 
     def _refuse_input(self, text: str, message: Message) -> None:
-        self._move_to(ConnectionState.CLOSED)
+        self._move_to(_CLOSED)
+        self._received.clear()
         self.close_reason = text
         error = RemoteProtocolError(text, ProtocolErrorCode.INVALID)
         error.received = message
@@ -332,6 +347,14 @@ class Connection:
 
     def _answer(self, message: Any, request: OutgoingRequest) -> Answer:
         cls = type(message)
+        if cls is SingleResult or cls is ErrorResult:  # the common case, first: the request is over
+            # DONE may follow every state but itself, and a request in the table is never DONE.
+            request.state = _DONE
+            request.unanswered = None
+            del self.requests[request.request_id]
+            if request.stream and not request.ended:
+                self.unended_streams[request.request_id] = request
+            return _new_answer(Answer, (message, request, True, False))
         if cls is RetryResult:
             request.attempts += 1
             if request.attempts > self.max_retries:
@@ -344,14 +367,16 @@ class Connection:
         request.unanswered = None
         if cls is StreamResult and message.payload:
             request.move_to(RequestState.ANSWERING)
-            if not request.stream:
-                request.parts.append(message.payload)  # a streaming answer to a single request
+            if not request.stream:  # a streaming answer to a single request: kept until its end
+                if request.parts is None:
+                    request.parts = []
+                request.parts.append(message.payload)
             return Answer(message, request, False)
         self._finish(request)
         return Answer(message, request, True)
 
     def _finish(self, request: OutgoingRequest) -> None:
-        request.move_to(RequestState.DONE)
+        request.move_to(_DONE)
         if self.requests.get(request.request_id) is request:
             del self.requests[request.request_id]
             if request.stream and not request.ended:
@@ -412,7 +437,8 @@ class Connection:
 
     def request(self, operation: str, payload: bytes = b"", owner: Any = None) -> SingleRequest:
         """A single request, entered in the table under a new ID."""
-        self.check_open()
+        if self.state is _CLOSED:
+            self.check_open()
         request_id = self.new_request_id()
         message = SingleRequest(request_id, operation, payload)
         self.requests[request_id] = OutgoingRequest(request_id, operation, False, message, owner)
@@ -442,13 +468,13 @@ class Connection:
         request = self._stream(request_id)
         if request.ended:
             raise LocalProtocolError(f"stream request {request_id!r} has already ended")
-        first = request.state is RequestState.UNSENT
+        first = request.state is _UNSENT
         if not payload and not first:
             raise LocalProtocolError("an empty part would end the stream: call end() instead")
         if request.unanswered is not None:
             request.unanswered.append(payload)
         if first:
-            request.move_to(RequestState.SENT)
+            request.move_to(_SENT)
             request.ended = not payload
             return StreamRequest(request_id, request.operation, payload)
         return StreamRequestPart(request_id, payload)
@@ -462,7 +488,7 @@ class Connection:
         request = self._stream(request_id)
         if request.ended:
             return None
-        if request.state is RequestState.UNSENT:
+        if request.state is _UNSENT:
             return self.stream_part(request_id, b"")  # the empty first part is the end itself
         self._ended(request)
         return StreamRequestPart(request_id, b"")
@@ -471,16 +497,16 @@ class Connection:
         """Stop waiting for ``request_id`` (timed out, cancelled, never sent); late answers are ignored."""
         request = self.requests.pop(request_id, None)
         if request is not None:
-            request.move_to(RequestState.DONE)
+            request.move_to(_DONE)
         self.unended_streams.pop(request_id, None)
         return request
 
     def resend(self, request_id: bytes) -> list[Message]:
         """After a RetryResult's wait: the messages that ask again (empty if the request is gone)."""
         request = self.requests.get(request_id)
-        if request is None or request.state is not RequestState.RETRY_WAIT or self.state is ConnectionState.CLOSED:
+        if request is None or request.state is not RequestState.RETRY_WAIT or self.state is _CLOSED:
             return []
-        request.move_to(RequestState.SENT)
+        request.move_to(_SENT)
         if not request.stream:
             assert request.message is not None
             return [request.message]

@@ -40,6 +40,7 @@ from .streams import InboundStream, PartQueue, StreamRequestHandle
 from .trace import IN, OUT, Trace
 from .transports.base import CLOSE_TIMEOUT, DIRECT_WRITE_SIZE, HIGH_WATER, Transport
 from .wire import (
+    ID_SIZE_HEADER,
     MAX_UINT32,
     ErrorResult,
     Heartbeat,
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 
 #: A peer's states are its connection's.
 PeerState = ConnectionState
+# Read once: in Python 3.11 an Enum member read through its class costs a dict lookup.
+_CLOSED = ConnectionState.CLOSED
 
 #: What the layers built on the peer lend it, by name: ``peer.sync`` comes from
 #: ``gotalk_lab.sync`` and ``peer.timeline()`` from ``gotalk_lab.widgets``. They
@@ -194,12 +197,12 @@ class Peer:
 
     @property
     def is_open(self) -> bool:
-        return self.connection.state is not ConnectionState.CLOSED
+        return self.connection.state is not _CLOSED
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the transport (any chunking)."""
         connection = self.connection
-        if connection.state is ConnectionState.CLOSED:
+        if connection.state is _CLOSED:
             return
         self._last_read = time.monotonic()
         # Without a trace nothing needs the header bytes: bare messages, no Frame each.
@@ -225,13 +228,16 @@ class Peer:
         """
         connection = self.connection
         next_event = connection.next_event
-        closed = ConnectionState.CLOSED
+        closed = _CLOSED
         operations = self.handlers.operations
         serving = connection.serving
         limit = self.max_requests
         transport = self._transport
         note = self.trace.add if traced else None  # type: ignore[union-attr]
         joined = transport.joins_frames
+        # Read again after each write of ours: nothing else writes while this loop runs
+        # (a plain handler only returns its answer), so the transport's answer holds.
+        backlogged = transport.write_backlogged
         answers: list[bytes] = []
         size = 0
         header = b""
@@ -248,7 +254,7 @@ class Peer:
                         operation is not None
                         and operation.plain
                         and (limit is None or len(serving) < limit)
-                        and not transport.write_backlogged
+                        and not backlogged
                     ):
                         request_id = message.request_id
                         if traced:
@@ -268,8 +274,11 @@ class Peer:
                                 transport.write(b"".join(answers))
                                 answers, size = [], 0
                             self._answer(cls, request_id, result)
+                            backlogged = transport.write_backlogged
                             continue
-                        answer = encode_id_size_header(cls.TYPE, request_id, result)
+                        # Wire's header layout, filled in directly: the ID was just
+                        # decoded and the result is bytes (the hot path of a server).
+                        answer = ID_SIZE_HEADER % (cls.TYPE, request_id, len(result))
                         if traced:
                             note(OUT, answer, cls(request_id, result))
                         answers.append(answer)
@@ -278,13 +287,21 @@ class Peer:
                         if size >= HIGH_WATER:
                             transport.write(b"".join(answers))  # may make the transport backlogged
                             answers, size = [], 0
+                            backlogged = transport.write_backlogged
                         continue
                 if answers:
                     transport.write(b"".join(answers))
                     answers, size = [], 0
+                    backlogged = transport.write_backlogged
+                if type(message) is Answer:  # an answer to a request of ours: a client's hot path
+                    if traced:
+                        note(IN, header, message.message)
+                    self._on_answer(message)
+                    continue
                 self._receive(header, message)
                 if connection.state is closed:
                     return  # (a message closed us: what follows it, even a violation, is not acted on)
+                backlogged = transport.write_backlogged
         finally:
             # Also when the connection refused what came next: the answers before it go first.
             if answers and not self._finished:
@@ -446,7 +463,8 @@ class Peer:
 
     def check_open(self) -> None:
         """Raise unless requests may be sent now (``ConnectionClosed`` once closed)."""
-        self.connection.check_open()
+        if self.connection.state is _CLOSED:
+            self.connection.check_open()
         if self._transport is None:
             raise GotalkError("this peer is not attached to a connection")
 
@@ -541,12 +559,8 @@ class Peer:
     # -- receiving ------------------------------------------------------------
 
     def _receive(self, header: bytes, event: Any) -> None:
+        """Act on one event that is not an answer to us (those go to ``_on_answer``)."""
         cls = type(event)
-        if cls is Answer:
-            if self.trace is not None:
-                self.trace.add(IN, header, event.message)
-            self._on_answer(event)
-            return
         if self.trace is not None:
             self.trace.add(IN, header, event)
         if cls is SingleRequest:
@@ -575,9 +589,20 @@ class Peer:
         # Anything else is an answer to nothing we asked (or asked and gave up on): ignored, but traced.
 
     def _on_answer(self, event: Answer) -> None:
-        message, request = event.message, event.request
+        message, request, final, exhausted = event
         cls = type(message)
-        if event.exhausted:
+        if final and not exhausted and not request.stream:  # a single request's outcome: the common case
+            future = request.owner
+            if future.done():
+                return
+            if cls is SingleResult:
+                future.set_result(message.payload)
+            elif cls is StreamResult:
+                future.set_result(b"".join(request.parts or ()))
+            else:
+                future.set_exception(RequestError(request.operation, message.payload))
+            return
+        if exhausted:
             self._request_failed(request, RetryExhausted(request.operation, message.payload, request.attempts - 1))
             return
         if cls is RetryResult:
@@ -597,15 +622,7 @@ class Peer:
             else:
                 results.fail(RequestError(request.operation, message.payload))
             return
-        future = request.owner
-        if not event.final or future.done():
-            return  # (a streaming answer to a single request: the connection keeps its parts)
-        if cls is SingleResult:
-            future.set_result(message.payload)
-        elif cls is StreamResult:
-            future.set_result(b"".join(request.parts))
-        else:
-            future.set_exception(RequestError(request.operation, message.payload))
+        # What is left: a part of a streaming answer to a single request (the connection keeps it).
 
     def _request_failed(self, request: OutgoingRequest, error: BaseException) -> None:
         owner = request.owner

@@ -300,6 +300,13 @@ def _payload_size(payload: bytes) -> int:
     return size
 
 
+#: The layout of an ``R``, ``S``, ``E`` or ``p`` header: type byte, request ID, payload
+#: size in 8 lowercase hex digits. ``ID_SIZE_HEADER % (type, request_id, size)`` is
+#: that header for fields already known to be valid (a decoded request's ID, a
+#: payload of bytes); ``encode_id_size_header`` checks them first.
+ID_SIZE_HEADER = b"%s%s%08x"
+
+
 def encode_id_size_header(type_byte: bytes, request_id: bytes, payload: bytes) -> bytes:
     """The header of an ``R``, ``S``, ``E`` or ``p`` message from its fields, without the message.
 
@@ -309,8 +316,8 @@ def encode_id_size_header(type_byte: bytes, request_id: bytes, payload: bytes) -
     if type(request_id) is not bytes or len(request_id) != REQUEST_ID_SIZE:
         request_id = _check_id(request_id)
     if type(payload) is bytes and len(payload) <= MAX_UINT32:  # checked here: two calls fewer per answer
-        return b"%s%s%08x" % (type_byte, request_id, len(payload))
-    return b"%s%s%08x" % (type_byte, request_id, _payload_size(payload))
+        return ID_SIZE_HEADER % (type_byte, request_id, len(payload))
+    return ID_SIZE_HEADER % (type_byte, request_id, _payload_size(payload))
 
 
 def encode_header(message: Message) -> bytes:
