@@ -13,7 +13,7 @@ import enum
 from collections import deque
 from typing import Any, NamedTuple, Union
 
-from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame
+from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder
 from .errors import ConnectionClosed, LocalProtocolError, ProtocolViolation, RemoteProtocolError
 from .wire import (
     MAX_UINT32,
@@ -538,9 +538,11 @@ __all__ = [
     "Answer",
     "Connection",
     "ConnectionState",
-    "Frame",
     "OutgoingRequest",
     "REQUEST_TRANSITIONS",
     "RequestState",
     "TRANSITIONS",
+    "OPEN_OUTCOMES",
+    "answer_outcome",
+    "unknown_operation_text",
 ]

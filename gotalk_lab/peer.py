@@ -15,10 +15,10 @@ import random
 import time
 from typing import Any, Callable
 
+from .connection import TRANSITIONS  # noqa: F401  (re-exported: the peer's transitions are its connection's)
 from .connection import (
     RATE_LIMIT_TEXT,
     STREAMS_DISABLED_TEXT,
-    TRANSITIONS,
     Answer,
     Connection,
     ConnectionState,
