@@ -59,3 +59,24 @@ def test_no_module_uses_another_modules_private_names():
                 if names:
                     leaks.append(f"{path.relative_to(package)}:{node.lineno}: {', '.join(names)}")
     assert not leaks, leaks
+
+
+def test_no_module_reaches_into_another_objects_private_attributes():
+    """``thing._name`` outside the module that defines ``_name``: none (a seam is a public name)."""
+    import re
+
+    package = Path(gotalk_lab.__file__).parent
+    reaches = []
+    for path in sorted(package.rglob("*.py")):
+        source = path.read_text()
+        # What this module defines itself: its attributes, functions and module names.
+        own = (
+            set(re.findall(r"(?:self|cls)\.(_[a-z]\w*)\s*(?::[^=\n]*)?=", source))
+            | set(re.findall(r"def (_[a-z]\w*)", source))
+            | set(re.findall(r"^(_[a-z]\w*)\s*=", source, re.M))
+        )
+        for match in re.finditer(r"\b(?!self\b|cls\b)([A-Za-z_]\w*)\.(_[a-z]\w*)", source):
+            if match.group(2) not in own:
+                line = source.count("\n", 0, match.start()) + 1
+                reaches.append(f"{path.relative_to(package)}:{line}: {match.group(0)}")
+    assert not reaches, reaches

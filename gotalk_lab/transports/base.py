@@ -73,6 +73,14 @@ class Transport:
     def write_buffer_size(self) -> int:
         raise NotImplementedError
 
+    def mark_backlogged(self) -> None:
+        """A subclass's queue went over the high-water mark: ``drain`` waits from now on."""
+        self._writable.clear()
+
+    def mark_writable(self) -> None:
+        """A subclass's queue fell back under the mark: waiting writers go on."""
+        self._writable.set()
+
     @property
     def write_backlogged(self) -> bool:
         """True while more is queued than the high-water mark (``drain`` would wait)."""

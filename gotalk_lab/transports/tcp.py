@@ -56,10 +56,10 @@ class TcpTransport(Transport, asyncio.Protocol):
         self._set_closed(exc)
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self.mark_backlogged()
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self.mark_writable()
 
     # -- Transport ------------------------------------------------------------
 

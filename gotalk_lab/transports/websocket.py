@@ -160,7 +160,7 @@ class WebSocketTransport(Transport):
             self._queue.append(payload)
             self._queued += len(payload)
         if self._queued > HIGH_WATER:
-            self._writable.clear()
+            self.mark_backlogged()
         self._wakeup.set()
 
     def write_buffer_size(self) -> int:
@@ -178,7 +178,7 @@ class WebSocketTransport(Transport):
                     # other side is not reading) is still ours to worry about.
                     self._queued -= len(message)
                     if self._queued <= HIGH_WATER // 2:
-                        self._writable.set()
+                        self.mark_writable()
                 if self._closing:
                     break
         except (ConnectionClosed, asyncio.CancelledError):
