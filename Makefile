@@ -32,7 +32,11 @@ browser:
 	  else echo "warning: /usr/bin/chromium missing; run 'sudo apt-get install chromium' for the browser tests"; fi; \
 	fi
 
+# The layers (import-linter contracts in pyproject.toml) and the types of the
+# core (mypy --strict, [tool.mypy]) are checked before the tests run.
 test: install browser
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Prints the URL of tutorial 1 (with its token) and serves until Ctrl-C. No browser is

@@ -9,11 +9,23 @@ the peer (``pipe``, ``connect``, ``serve``, ``Peer``, ``Trace``) and the lab
 import importlib
 
 from . import demo
+from . import html as _html
+from . import peer as _peer
 from .connect import Address, Server, connect, parse_address, pipe, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
-from .errors import EncodeError, GotalkError, ProtocolViolation
+from .connection import Answer, Connection, ConnectionState, OutgoingRequest, RequestState
+from .errors import (
+    ConnectionClosed,
+    EncodeError,
+    GotalkError,
+    LocalProtocolError,
+    ProtocolViolation,
+    RemoteProtocolError,
+    RequestError,
+    RetryExhausted,
+)
 from .handlers import Handlers
-from .peer import ConnectionClosed, Peer, PeerState, RequestError, RetryExhausted
+from .peer import Peer, PeerState
 from .trace import IN, OUT, Exchange, Trace, TraceEvent
 from .wire import (
     PROTOCOL_VERSION,
@@ -39,6 +51,21 @@ __version__ = "0.1.0"
 # The lab layer imports ipywidgets and anywidget; load it only when asked for, so
 # the codec, the peer and the command line start without Jupyter.
 _LAZY = {"widgets": None, "show": "show", "lab": "lab"}
+
+
+#: Where ``peer.sync`` and ``peer.timeline()`` come from, loaded on first use: the
+#: package sits above every layer, so it alone may tell the peer where they live.
+_VIEW_MODULES = {"sync": ".sync", "timeline": ".widgets"}
+
+
+def _load_view(name: str) -> None:
+    if name in _VIEW_MODULES:
+        importlib.import_module(_VIEW_MODULES[name], __name__)
+
+
+_peer.view_loader = _load_view
+# In a notebook, messages and traces display as HTML (a no-op elsewhere).
+_html.register_formatters()
 
 
 def __getattr__(name: str):
@@ -72,8 +99,16 @@ __all__ = [
     "Decoder",
     "Frame",
     "DEFAULT_MAX_PAYLOAD_SIZE",
+    # the protocol state machine (sans-IO)
+    "Connection",
+    "ConnectionState",
+    "RequestState",
+    "OutgoingRequest",
+    "Answer",
     # errors
     "GotalkError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
     "ProtocolViolation",
     "EncodeError",
     "RequestError",

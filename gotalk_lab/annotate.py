@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, LAYOUTS, Decoder, Frame, check_complete
 from .errors import ProtocolViolation
@@ -181,6 +181,24 @@ def _cut_middle(pieces: list[str], limit: int) -> str:
     return "".join(pieces[: limit - tail]) + "…" + "".join(pieces[-tail:])
 
 
+def reads_as_text(text: str) -> bool:
+    """True when decoded payload text is fit to show as text: printable, line breaks and tabs allowed.
+
+    The one rule every view (field table, timeline label, composer form, CLI)
+    uses to choose between showing a payload as text and showing its bytes.
+    """
+    return text.isprintable() or all(char.isprintable() or char in "\n\r\t" for char in text)
+
+
+def payload_text(payload: bytes) -> str | None:
+    """The payload as text if it reads as text (UTF-8, see ``reads_as_text``), else None."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if reads_as_text(text) else None
+
+
 def payload_hint(payload: bytes) -> str:
     """"empty", "json" (parses as JSON), "text" (printable UTF-8) or "binary"."""
     if not payload:
@@ -195,9 +213,7 @@ def payload_hint(payload: bytes) -> str:
         pass
     else:
         return "json"
-    if all(char.isprintable() or char in "\n\r\t" for char in text):
-        return "text"
-    return "binary"
+    return "text" if reads_as_text(text) else "binary"
 
 
 def _payload_preview(payload: bytes, hint: str) -> str:
@@ -225,7 +241,7 @@ def _load_percent(load: int) -> str:
     return f"{percent:.1f} %"
 
 
-def _error_code_words(code: int) -> tuple[str, str]:
+def error_code_words(code: int) -> tuple[str, str]:
     try:
         return _ERROR_CODE_MEANINGS[ProtocolErrorCode(code)]
     except ValueError:
@@ -248,36 +264,39 @@ def _go_counter(request_id: bytes) -> int | None:
 
 
 def _meaning(name: str, raw: bytes, value: FieldValue, type_char: str, hint: str | None) -> str:
+    # Each field has one kind of value (see ``Field.value``): read it as that kind.
+    number = value if isinstance(value, int) else 0
+    text = value if isinstance(value, str) else ""
     if name == "version":
-        return f"protocol version: '{show_bytes(raw)}' = {value} — each side writes it before anything else"
+        return f"protocol version: '{show_bytes(raw)}' = {number} — each side writes it before anything else"
     if name == "type":
         kind = MESSAGE_TYPES[raw].__name__
-        return f"type '{value}': {kind} — {TYPE_PURPOSES[value]}"
+        return f"type '{text}': {kind} — {TYPE_PURPOSES[text]}"
     if name == "request_id":
         counter = _go_counter(raw)
         guess = "" if counter is None else f" (looks like a Go peer's little-endian counter: {counter})"
         return f"request ID: 4 opaque bytes '{show_bytes(raw)}'{guess} — matched, never interpreted"
     if name == "name_size":
         what = "notification name" if type_char == "n" else "operation name"
-        return f"{what} size: 0x{show_bytes(raw)} = {_count(value)} of UTF-8 follow"
+        return f"{what} size: 0x{show_bytes(raw)} = {_count(number)} of UTF-8 follow"
     if name == "operation":
-        return f"operation name: '{value}' — the responder runs its handler for this name"
+        return f"operation name: '{text}' — the responder runs its handler for this name"
     if name == "name":
-        return f"notification name: '{value}' — handled if the receiver knows it, ignored otherwise"
+        return f"notification name: '{text}' — handled if the receiver knows it, ignored otherwise"
     if name == "payload_size":
         if value == 0:
             return f"payload size: 0x{show_bytes(raw)} = 0 — no payload follows"
-        return f"payload size: 0x{show_bytes(raw)} = {_count(value)} follow{'s' if value == 1 else ''}"
+        return f"payload size: 0x{show_bytes(raw)} = {_count(number)} follow{'s' if number == 1 else ''}"
     if name == "wait":
         advice = "retry at will" if value == 0 else "do not send the request again before then"
-        return f"retry wait: 0x{show_bytes(raw)} = {value} ms — {advice}"
+        return f"retry wait: 0x{show_bytes(raw)} = {number} ms — {advice}"
     if name == "load":
-        return f"heartbeat load: 0x{show_bytes(raw)} = {value} of 0xffff = {_load_percent(value)} busy"
+        return f"heartbeat load: 0x{show_bytes(raw)} = {number} of 0xffff = {_load_percent(number)} busy"
     if name == "time":
-        return f"sender's clock: 0x{show_bytes(raw)} = {value} Unix seconds = {_utc(value)} (UTC)"
+        return f"sender's clock: 0x{show_bytes(raw)} = {number} Unix seconds = {_utc(number)} (UTC)"
     if name == "code":
-        label, explanation = _error_code_words(value)
-        return f"protocol error code: 0x{show_bytes(raw)} = {value}: {label} — {explanation}; the sender closes"
+        label, explanation = error_code_words(number)
+        return f"protocol error code: 0x{show_bytes(raw)} = {number}: {label} — {explanation}; the sender closes"
     if name == "payload":
         if hint == "empty":
             return _END_OF_STREAM.get(type_char, f"{_PAYLOAD_ROLES[type_char]}: empty")
@@ -285,7 +304,7 @@ def _meaning(name: str, raw: bytes, value: FieldValue, type_char: str, hint: str
             "json": f"{_count(len(raw))} of JSON",
             "text": f"{_count(len(raw))} of UTF-8 text",
             "binary": f"{_count(len(raw))} of binary data (not printable UTF-8)",
-        }[hint]
+        }[hint or "binary"]
         return f"{_PAYLOAD_ROLES[type_char]}: {description}"
     raise AssertionError(f"no meaning for field {name!r}")  # pragma: no cover
 
@@ -316,9 +335,8 @@ def _layout_spans(buf: bytes) -> Iterator[tuple[str, int, int, str]]:
     """
     cursor = 0
     name_size = 0
-    for name, size, kind in LAYOUTS[buf[:1]]:
-        if kind == "name":
-            size = name_size
+    for name, layout_size, kind in LAYOUTS[buf[:1]]:
+        size = name_size if layout_size is None else layout_size  # None: the name, sized by the field before
         end = cursor + size
         yield name, cursor, end, kind
         if end > len(buf):
@@ -337,27 +355,35 @@ def _summary(message: Message, fields: list[Field]) -> str:
     if isinstance(message, ProtocolVersion):
         return f"{show_bytes(fields[0].raw)} protocol version {message.version}"
     by_name = {f.name: f for f in fields}
-    type_char = by_name["type"].value
+    type_char = str(by_name["type"].value)
     parts = [type_char]
     if "request_id" in by_name:
         parts.append(show_bytes(by_name["request_id"].raw))
     for name in ("operation", "name"):
         if name in by_name:
-            parts.append("".join(_text_pieces(by_name[name].value)))
+            parts.append("".join(_text_pieces(str(by_name[name].value))))
     if "wait" in by_name:
-        parts.append(f"wait {by_name['wait'].value} ms")
+        parts.append(f"wait {_number(by_name['wait'])} ms")
     if "load" in by_name:
-        parts.append(f"load {by_name['load'].value} ({_load_percent(by_name['load'].value)})")
-        parts.append(f"at {_utc(by_name['time'].value)}")
+        load = _number(by_name["load"])
+        parts.append(f"load {load} ({_load_percent(load)})")
+        parts.append(f"at {_utc(_number(by_name['time']))}")
     if "code" in by_name:
-        parts.append(f"code {by_name['code'].value}: {_error_code_words(by_name['code'].value)[0]}")
+        code = _number(by_name["code"])
+        parts.append(f"code {code}: {error_code_words(code)[0]}")
     payload = by_name.get("payload")
     if payload is not None:
         if payload.hint == "empty":
             parts.append("(empty: end of stream)" if type_char in _END_OF_STREAM else "(empty)")
         else:
-            parts.append(f"{_payload_preview(payload.raw, payload.hint)} ({_count(payload.size)}, {payload.hint})")
+            parts.append(f"{_payload_preview(payload.raw, payload.hint or 'binary')} ({_count(payload.size)}, {payload.hint})")
     return " ".join(parts)
+
+
+def _number(field: Field) -> int:
+    """The value of a numeric field (hex sizes, wait, load, time, code)."""
+    value = field.value
+    return value if isinstance(value, int) else 0
 
 
 def annotate_frame(header: bytes, message: Message, *, offset: int = 0) -> AnnotatedMessage:
@@ -476,7 +502,7 @@ def _json_value(value: FieldValue) -> str | int:
     return value.hex() if isinstance(value, bytes) else value
 
 
-def to_dict(annotated: AnnotatedMessage) -> dict:
+def to_dict(annotated: AnnotatedMessage) -> dict[str, Any]:
     """The JSON object ``gotalk-lab decode --json`` prints for one message.
 
     Keys: "type" (the type character; ``VERSION_TYPE`` "v" for the version preamble,
@@ -489,7 +515,7 @@ def to_dict(annotated: AnnotatedMessage) -> dict:
     the hex of their exact bytes, and the payload field carries "hint".
     """
     message = annotated.message
-    out: dict = {"type": annotated.type, "kind": annotated.kind, "offset": annotated.offset, "length": annotated.length}
+    out: dict[str, Any] = {"type": annotated.type, "kind": annotated.kind, "offset": annotated.offset, "length": annotated.length}
     for field_ in annotated.fields:
         if field_.name == "request_id":
             out["id"] = field_.raw.hex()
@@ -508,8 +534,8 @@ def to_dict(annotated: AnnotatedMessage) -> dict:
     return out
 
 
-def _field_dict(field_: Field) -> dict:
-    entry: dict = {"name": field_.name, "start": field_.start, "end": field_.end, "value": _json_value(field_.value)}
+def _field_dict(field_: Field) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": field_.name, "start": field_.start, "end": field_.end, "value": _json_value(field_.value)}
     if not isinstance(field_.value, bytes):
         entry["raw"] = field_.raw.hex()
     if field_.hint is not None:

@@ -18,9 +18,10 @@ from . import demo
 from .connect import DEFAULT_HOST, connect, parse_address, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 from .errors import GotalkError
-from .peer import ConnectionClosed, RequestError
+from .errors import ConnectionClosed, RequestError
 from .tap import Tap
 from .trace import OUT, event_to_json
+from .transports.base import format_address
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -34,10 +35,6 @@ def host_port(text: str) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"port {number} is out of range 0..65535")
     return host, number
-
-
-def _join(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def add_parsers(commands) -> None:
@@ -114,9 +111,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     addresses = []
     if args.tcp:
-        addresses.append(f"tcp://{_join(*args.tcp)}")
+        addresses.append(f"tcp://{format_address(args.tcp)}")
     if args.ws:
-        addresses.append(f"ws://{_join(*args.ws)}/gotalk/")
+        addresses.append(f"ws://{format_address(args.ws)}/gotalk/")
     try:
         server = await serve(
             addresses,
@@ -135,7 +132,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
     def connected(peer) -> None:
         _print(f"connected {peer.name}", file=sys.stderr)
-        peer._closed.add_done_callback(lambda _: _print(f"closed {peer.name}: {peer.close_reason}", file=sys.stderr))
+        peer.on_close(lambda peer: _print(f"closed {peer.name}: {peer.close_reason}", file=sys.stderr))
 
     server.on_connect(connected)
     stop = _interrupted()
@@ -237,7 +234,7 @@ async def _tap(args: argparse.Namespace) -> int:
         _print(f"gotalk-lab tap: cannot listen: {error}", file=sys.stderr)
         return 1
     stop = _interrupted()
-    _print(f"listening tcp://{address} -> upstream tcp://{_join(*args.upstream)}")
+    _print(f"listening tcp://{address} -> upstream tcp://{format_address(args.upstream)}")
     try:
         await stop.wait()
     finally:

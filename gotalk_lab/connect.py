@@ -17,7 +17,8 @@ from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 from .handlers import Handlers
 from .peer import Peer
 from .transports.pipe import pipe_transports
-from .transports.tcp import _address, open_tcp, serve_tcp
+from .transports.base import format_address
+from .transports.tcp import open_tcp, serve_tcp
 from .transports.websocket import DEFAULT_PATH, open_websocket, serve_websocket
 
 DEFAULT_HOST = "127.0.0.1"
@@ -134,7 +135,7 @@ class Server:
         self.connections_accepted += 1
         peer = Peer(self.handlers, name=transport.description, **self.options)
         self.peers.add(peer)
-        peer._closed.add_done_callback(lambda _: self.peers.discard(peer))
+        peer.on_close(self.peers.discard)
         peer.attach(transport)
         for callback in self._connect_callbacks:
             callback(peer)
@@ -161,7 +162,7 @@ class Server:
             listener = await serve_tcp(self._accept, where.host, where.port, ssl=ssl)
             sockets = listener.sockets
         self._listeners.append(listener)
-        bound = _address(sockets[0].getsockname())
+        bound = format_address(sockets[0].getsockname())
         url = f"{where.scheme}://{bound}{where.path}"
         self.addresses.append(url)
         return url

@@ -11,7 +11,7 @@ naming the absolute byte offset, the field, what was expected and what was found
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple, Pattern
 
 from .errors import ProtocolViolation
 from .wire import (
@@ -125,7 +125,7 @@ class Decoder:
         self._base = 0  # absolute stream offset of self._buf[0]
         self._located = False
         # A committed header whose payload is still arriving (large or split payloads).
-        self._pending: tuple | None = None  # (offset, header, class, leading fields)
+        self._pending: tuple[int, bytes, Any, tuple[Any, ...]] | None = None  # (offset, header, class, leading fields)
         self._chunks: list[bytes] = []
         self._missing = 0
         # r/s header bytes after the request ID, already checked -> (operation, payload size).
@@ -169,9 +169,8 @@ class Decoder:
             return Waiting(len(buf), 2 - len(buf), True)
         # The header is valid so far (``_locate`` raised otherwise): walk its fields.
         cursor, name_size, payload_size = 0, None, None
-        for field, size, kind in LAYOUTS[buf[:1]]:
-            if kind == "name":
-                size = name_size or 0  # unknown yet: at least empty
+        for field, layout_size, kind in LAYOUTS[buf[:1]]:
+            size = (name_size or 0) if kind == "name" else (layout_size or 0)  # a name unknown yet: at least empty
             if kind == "hex" and cursor + size <= len(buf):
                 value = int(buf[cursor : cursor + size], 16)
                 if field == "name_size":
@@ -193,12 +192,12 @@ class Decoder:
         self._located = True
         return self._feed(data)
 
-    def _feed(self, data) -> list:
+    def _feed(self, data: bytes) -> list[Any]:
         if self.error is not None:
             raise self.error
         if type(data) is not bytes:
             data = bytes(data)
-        out: list = []
+        out: list[Any] = []
         try:
             if self._missing:
                 data = self._continue_payload(data, out)
@@ -227,7 +226,7 @@ class Decoder:
             if b not in _HEX:
                 raise ProtocolViolation(self._base + i, "version", "2 hex digits (\"01\")", _show(buf[i : i + 1]))
 
-    def _read_version(self, buf: bytes, out: list) -> None:
+    def _read_version(self, buf: bytes, out: list[Any]) -> None:
         self._check_partial_version(buf[:2])
         version = int(buf[:2], 16)
         if version != 1:
@@ -238,7 +237,7 @@ class Decoder:
 
     # -- payloads that span feeds ---------------------------------------------
 
-    def _continue_payload(self, data: bytes, out: list) -> bytes:
+    def _continue_payload(self, data: bytes, out: list[Any]) -> bytes:
         missing = self._missing
         if len(data) < missing:
             self._chunks.append(data)
@@ -248,6 +247,7 @@ class Decoder:
         self._chunks.append(data[:missing] if len(data) > missing else data)
         self._base += missing
         payload = b"".join(self._chunks)
+        assert self._pending is not None  # a payload is missing only after its header
         offset, header, cls, leading = self._pending
         self._pending, self._chunks, self._missing = None, [], 0
         message = cls(*leading, payload)
@@ -256,7 +256,7 @@ class Decoder:
 
     # -- the message loop -----------------------------------------------------
 
-    def _parse(self, buf: bytes, out: list) -> None:
+    def _parse(self, buf: bytes, out: list[Any]) -> None:
         """Decode whole messages from ``buf``; keep the unfinished tail.
 
         The hot loop: one regex match validates a header's fixed fields, and a
@@ -273,7 +273,9 @@ class Decoder:
         payload_sizes = self._payload_sizes
         end = len(buf)
         pos = 0
-        held = None  # (class, leading fields, payload start, payload stop) of a payload still arriving
+        # (class, leading fields, payload start, payload stop) of a payload still arriving
+        held: tuple[Any, tuple[Any, ...], int, int] | None = None
+        cls: Any  # the message class of the header at hand: any of them
         while pos < end:
             kind = buf[pos]
             cls = _ID_SIZE_CLASSES.get(kind)
@@ -384,7 +386,9 @@ class Decoder:
             self._payload_sizes[size_field] = size
         return size
 
-    def _name_tail(self, buf: bytes, head: re.Pattern, pos: int, name_end: int, memo: dict) -> tuple[str, int] | None:
+    def _name_tail(
+        self, buf: bytes, head: Pattern[bytes], pos: int, name_end: int, memo: dict[bytes, tuple[str, int]]
+    ) -> tuple[str, int] | None:
         """Check the ``r``/``s``/``n`` header at ``pos`` field by field: (name, payload size), or None.
 
         ``head`` matches what lies between the type byte and the name (request
@@ -418,9 +422,8 @@ class Decoder:
             raise ProtocolViolation(base + pos, "type", _TYPE_LIST, _show(type_byte))
         cursor = pos + 1
         name_size = 0
-        for field, size, kind in layout[1:]:
-            if kind == "name":
-                size = name_size
+        for field, layout_size, kind in layout[1:]:
+            size = name_size if layout_size is None else layout_size  # None: the name, sized by the field before
             chunk = buf[cursor : cursor + size]
             if kind == "hex":
                 for i, b in enumerate(chunk):
@@ -484,7 +487,7 @@ def decode_all(data: bytes, *, expect_version: bool = True, max_payload_size: in
     return messages
 
 
-def check_complete(decoder: Decoder, messages: list) -> None:
+def check_complete(decoder: Decoder, messages: list[Any]) -> None:
     """Raise a located violation if ``decoder`` holds an unfinished message.
 
     The offset is where the input ends (the first byte missing) and the field is
@@ -510,9 +513,8 @@ def _cut_field(header: bytes) -> str:
     """The field in which ``header`` (valid so far, but unfinished) is cut short."""
     cursor = 0
     name_size = 0
-    for field, size, kind in LAYOUTS[header[:1]]:
-        if kind == "name":
-            size = name_size
+    for field, layout_size, kind in LAYOUTS[header[:1]]:
+        size = name_size if layout_size is None else layout_size  # None: the name, sized by the field before
         if cursor + size > len(header):
             return field
         if field == "name_size":

@@ -1,44 +1,107 @@
-"""The one error family of gotalk_lab.
+"""The one error family of gotalk_lab, split by whose fault it is.
 
-``GotalkError`` is the base. ``ProtocolViolation`` is bad input received from the
-other side, located to the byte; ``EncodeError`` is a caller asking for a message
-that cannot be written. Peer-level failures (an ErrorResult, a closed connection)
-also derive from ``GotalkError``. This module defines errors and nothing else.
+``RemoteProtocolError`` is what the other side sent wrong; it carries the ``f``
+code to answer with (``ProtocolViolation`` adds where in the byte stream).
+``LocalProtocolError`` is what the caller asked for that the protocol forbids
+(``EncodeError``: a message that cannot be written). The outcomes of a request
+(``RequestError``, ``RetryExhausted``, ``ConnectionClosed``) complete the family.
+This module defines errors and nothing else.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+#: ``f`` codes, repeated here as plain ints so that this module imports nothing
+#: (``wire.ProtocolErrorCode`` names the same values).
+_INVALID = 2
 
 
 class GotalkError(Exception):
     """Base of every error this kit raises on purpose."""
 
 
-class EncodeError(GotalkError, ValueError):
+class LocalProtocolError(GotalkError, ValueError):
+    """The caller asked for something the protocol (or this connection's state) forbids.
+
+    Nothing was written: the connection is as it was before the call.
+    """
+
+
+class EncodeError(LocalProtocolError):
     """A message that cannot be written (a field out of range, a wrong type)."""
 
 
-class ProtocolViolation(GotalkError):
+class RemoteProtocolError(GotalkError):
+    """The other side sent something the protocol forbids; the connection cannot go on.
+
+    ``code`` is the ProtocolError code to send before closing (1 unsupported
+    version, 2 invalid message, 3 timeout).
+    """
+
+    def __init__(self, text: str, code: int = _INVALID) -> None:
+        self.code = code
+        #: The message that broke the rule, when it was read whole (a reused ID, say).
+        self.received: Any = None
+        super().__init__(text)
+
+
+class ProtocolViolation(RemoteProtocolError):
     """Received bytes that are not valid Gotalk, with where and why.
 
     ``offset`` is the absolute byte offset (from the start of the stream) of the
     first byte that is wrong, ``field`` the field it belongs to, ``expected`` and
-    ``found`` say what should have been there and what was. ``code`` is the
-    ProtocolError code a peer should send before closing (1 unsupported version,
-    2 invalid message). ``messages`` holds what the same ``feed`` call decoded
-    before reaching the bad bytes, so nothing read before the error is lost.
+    ``found`` say what should have been there and what was. ``messages`` holds
+    what the same ``feed`` call decoded before reaching the bad bytes, so
+    nothing read before the error is lost.
     """
 
-    def __init__(self, offset: int, field: str, expected: str, found: str, code: int = 2) -> None:
+    def __init__(self, offset: int, field: str, expected: str, found: str, code: int = _INVALID) -> None:
         self.offset = offset
         self.field = field
         self.expected = expected
         self.found = found
-        self.code = code
-        self.messages: list = []
-        super().__init__(self.describe())
+        self.messages: list[Any] = []
+        super().__init__(self.describe(), code)
 
     def describe(self) -> str:
         return f"byte {self.offset}: {self.field}: expected {self.expected}, found {self.found}"
 
-    def __reduce__(self):  # keep the fields when pickled (e.g. across processes)
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the fields when pickled (e.g. across processes)
         return (type(self), (self.offset, self.field, self.expected, self.found, self.code))
+
+
+class RequestError(GotalkError):
+    """The other side answered with an ErrorResult; ``text`` is its payload."""
+
+    def __init__(self, operation: str, payload: bytes) -> None:
+        self.operation = operation
+        self.payload = payload
+        self.text = payload.decode("utf-8", "replace")
+        super().__init__(f"{operation}: {self.text}")
+
+
+class RetryExhausted(RequestError):
+    """The other side kept answering RetryResult; we gave up after ``attempts``."""
+
+    def __init__(self, operation: str, payload: bytes, attempts: int) -> None:
+        super().__init__(operation, payload)
+        self.attempts = attempts
+        self.args = (f"{operation}: gave up after {attempts} retries ({self.text})",)
+
+
+class HandlerTimeout(GotalkError):
+    """A handler of ours ran past ``handler_timeout``; its text is what the other side is told."""
+
+
+class ConnectionClosed(GotalkError):
+    """The connection ended before this could finish; ``reason`` says how."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def error_text(error: BaseException) -> bytes:
+    """What an ErrorResult says about ``error``: its message, else its class name."""
+    return (str(error) or type(error).__name__).encode("utf-8", "replace")

@@ -40,7 +40,7 @@ def json_value(payload: bytes) -> Any:
     return json.loads(payload) if payload else None
 
 
-def _wants_peer(function: Callable) -> bool:
+def wants_peer(function: Callable[..., Any]) -> bool:
     """True when ``function`` takes a second parameter: the peer it serves."""
     try:
         params = [
@@ -69,6 +69,23 @@ class Operation:
     def __post_init__(self) -> None:
         plain = self.kind == SINGLE and not (self.json or self.wants_peer or self.is_async)
         object.__setattr__(self, "plain", plain)
+
+    # Every way a peer runs a handler goes through these three: what the function
+    # is given, how it is called, and what its return value becomes on the wire.
+    # (A plain operation is the case where all three are the identity, which is
+    # why a peer may call ``function(payload)`` for it directly.)
+
+    def argument(self, payload: bytes) -> Any:
+        """What the function receives for a request payload (a JSON value with ``json``)."""
+        return json_value(payload) if self.json else payload
+
+    def invoke(self, argument: Any, peer: Any) -> Any:
+        """Call the function: with the peer as second argument if it takes one."""
+        return self.function(argument, peer) if self.wants_peer else self.function(argument)
+
+    def answer_payload(self, result: Any) -> bytes:
+        """The payload that answers with ``result`` (JSON with ``json``)."""
+        return json_payload(result) if self.json else to_payload(result)
 
 
 class Handlers:
@@ -113,7 +130,7 @@ class Handlers:
             if kind == STREAM and not inspect.isasyncgenfunction(function):
                 raise TypeError(f"stream operation {name!r} must be an async generator function (use 'yield')")
             is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
-            self.operations[name] = Operation(name, function, kind, as_json, _wants_peer(function), is_async)
+            self.operations[name] = Operation(name, function, kind, as_json, wants_peer(function), is_async)
             return function
 
         return register(function) if function is not None else register

@@ -3,14 +3,17 @@
 Every function returns one self-contained HTML string (an inline ``<style>`` whose
 classes all start with ``gl-``, no script), so it renders the same in JupyterLab,
 nbviewer and GitHub, and is what the widgets fall back to where no kernel runs.
-Everything taken from the bytes is escaped. Built on ``annotate``; no Jupyter imports.
+Everything taken from the bytes is escaped. Built on ``annotate``; no Jupyter imports:
+``register_formatters`` teaches a running IPython to use these views, so the codec
+and the trace never need to know about HTML.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from html import escape
-from typing import Iterable
+from typing import Any, Iterable
 
 from .annotate import AnnotatedMessage, Annotation, Field, annotate, annotate_frame, annotate_stream, show_bytes
 from .wire import Message
@@ -257,3 +260,33 @@ def trace_html(trace) -> str:
         f'{"".join(rows)}</table></div>'
     )
 
+
+def register_formatters(shell: Any = None) -> bool:
+    """Make IPython show messages and traces with these views (``text/html``).
+
+    ``shell`` defaults to the running IPython, if any: IPython is asked only
+    when it is already loaded, so a script or the command line pays nothing.
+    The trace is registered by name, so this module needs no import of it.
+    True when a shell was found.
+    """
+    if shell is None:
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is None:
+            return False
+    formatter = shell.display_formatter.formatters["text/html"]
+    formatter.for_type(Message, message_html)
+    formatter.for_type_by_name("gotalk_lab.trace", "Trace", trace_html)
+    return True
+
+
+def with_html_fallback(bundle: Any, html: str) -> Any:
+    """Add "text/html" to the mime bundle a widget's own ``_repr_mimebundle_`` returned.
+
+    anywidget returns (data, metadata), plain ipywidgets a dict (or None); the
+    widget view is kept, and nbviewer or GitHub, which cannot run it, show the HTML.
+    """
+    if isinstance(bundle, tuple):
+        data, metadata = bundle
+        return {**data, "text/html": html}, metadata
+    return {**(bundle or {}), "text/html": html}

@@ -1,31 +1,47 @@
-"""An asyncio Gotalk peer: either side may request, answer, stream and notify.
+"""An asyncio Gotalk peer: the ``Connection`` state machine driven by a transport.
 
-The peer owns one connection's protocol state: the handshake, requests in flight
-(matched by ID, in any order), streams, limits, heartbeats, the read timeout and
-the trace. Bytes come in through ``data_received`` and go out through a
-transport's ``write``; the codec does all parsing and framing. Every request ends
-in exactly one outcome, and closing fails everything still pending with a clear
-error. Errors reach the wire (``f`` messages, closes) only in ``_fail``.
+The protocol (handshake, request IDs, the request and stream tables, what may
+come next) lives in ``connection.Connection``; the peer adds what needs an event
+loop: futures for our requests, tasks for handlers, timers (retries, read
+timeout, heartbeats), flow control and the trace. Every request ends in exactly
+one outcome; errors reach the wire (``f`` messages, closes) only in ``_fail``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 import time
-from typing import Any, AsyncIterator
+from typing import Any, Callable
 
+from .connection import TRANSITIONS  # noqa: F401  (re-exported: the peer's transitions are its connection's)
+from .connection import (
+    RATE_LIMIT_TEXT,
+    STREAMS_DISABLED_TEXT,
+    Answer,
+    Connection,
+    ConnectionState,
+    OutgoingRequest,
+)
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder
-from .errors import GotalkError, ProtocolViolation
-from .handlers import SINGLE, Handlers, Operation, json_payload, json_value, to_payload
+from .errors import (
+    ConnectionClosed,
+    GotalkError,
+    HandlerTimeout,
+    ProtocolViolation,
+    RemoteProtocolError,
+    RequestError,
+    RetryExhausted,
+    error_text,
+)
+from .handlers import SINGLE, Handlers, Operation, json_payload, json_value, to_payload, wants_peer
 from .streams import InboundStream, PartQueue, StreamRequestHandle
 from .trace import IN, OUT, Trace
-from .transports.base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport
+from .transports.base import CLOSE_TIMEOUT, DIRECT_WRITE_SIZE, HIGH_WATER, Transport
 from .wire import (
+    ID_SIZE_HEADER,
     MAX_UINT32,
-    VERSION_BYTES,
     ErrorResult,
     Heartbeat,
     Message,
@@ -45,76 +61,32 @@ from .wire import (
 
 log = logging.getLogger(__name__)
 
-#: Text of the RetryResult sent when too many requests run at once (as the Go peer writes it).
-RATE_LIMIT_TEXT = b"request rate limit"
-STREAMS_DISABLED_TEXT = b"stream requests not supported"
-#: Seconds ``close`` waits for queued bytes to go out before dropping the
-#: connection. Gotalk has no closing handshake: what is still queued then is
-#: best effort, like the rest of a connection that is going away.
-CLOSE_TIMEOUT = 2.0
+#: A peer's states are its connection's.
+PeerState = ConnectionState
+# Read once: in Python 3.11 an Enum member read through its class costs a dict lookup.
+_CLOSED = ConnectionState.CLOSED
+
+#: What the layers built on the peer lend it, by name: ``peer.sync`` comes from
+#: ``gotalk_lab.sync`` and ``peer.timeline()`` from ``gotalk_lab.widgets``. They
+#: register here when imported, because the peer must never import them.
+VIEWS: dict[str, Callable[..., Any]] = {}
+#: Imports the module that registers a view, when one is asked for before it was
+#: (the package sets it: only it may know every layer).
+view_loader: Callable[[str], None] | None = None
 
 
-class RequestError(GotalkError):
-    """The other side answered with an ErrorResult; ``text`` is its payload."""
-
-    def __init__(self, operation: str, payload: bytes) -> None:
-        self.operation = operation
-        self.payload = payload
-        self.text = payload.decode("utf-8", "replace")
-        super().__init__(f"{operation}: {self.text}")
+def register_view(name: str, factory: Callable[..., Any]) -> None:
+    """Lend every peer ``factory(peer, ...)`` under ``name`` (see ``VIEWS``)."""
+    VIEWS[name] = factory
 
 
-class RetryExhausted(RequestError):
-    """The other side kept answering RetryResult; we gave up after ``attempts``."""
-
-    def __init__(self, operation: str, payload: bytes, attempts: int) -> None:
-        super().__init__(operation, payload)
-        self.attempts = attempts
-        self.args = (f"{operation}: gave up after {attempts} retries ({self.text})",)
-
-
-class HandlerTimeout(GotalkError):
-    """A handler of ours ran past ``handler_timeout``; its text is what the other side is told."""
-
-
-class ConnectionClosed(GotalkError):
-    """The connection ended before this could finish; ``reason`` says how."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class PeerState(enum.Enum):
-    HANDSHAKE = "handshake"  #: our version is written; the other side's is not read yet
-    OPEN = "open"  #: versions agreed; messages flow both ways
-    CLOSED = "closed"  #: the connection is over; every pending call has failed
-
-
-#: Allowed state changes (anything else is a bug in the peer).
-TRANSITIONS = {
-    PeerState.HANDSHAKE: {PeerState.OPEN, PeerState.CLOSED},
-    PeerState.OPEN: {PeerState.CLOSED},
-    PeerState.CLOSED: set(),
-}
-
-ID_ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyz"
-#: Every pair of base-36 digits, "00" to "zz": a text request ID is two of them.
-ID_PAIRS = tuple(bytes((high, low)) for high in ID_ALPHABET for low in ID_ALPHABET)
-
-
-class _Pending:
-    """A request we sent and still wait for."""
-
-    __slots__ = ("operation", "future", "message", "attempts", "stream", "parts")
-
-    def __init__(self, operation: str, future: asyncio.Future | None, message: Message, stream: StreamRequestHandle | None = None) -> None:
-        self.operation = operation
-        self.future = future  #: a single request's outcome
-        self.message = message  #: what to send again on a RetryResult
-        self.attempts = 0
-        self.stream = stream  #: a stream request's handle (results arrive in its queue)
-        self.parts: list[bytes] = []  #: a streaming answer to a single request, so far
+def _view(name: str) -> Callable[..., Any]:
+    if name not in VIEWS and view_loader is not None:
+        view_loader(name)
+    try:
+        return VIEWS[name]
+    except KeyError:
+        raise GotalkError(f"peer.{name} needs gotalk_lab's upper layers: import gotalk_lab first") from None
 
 
 class Peer:
@@ -133,7 +105,7 @@ class Peer:
     ``max_retries`` of our requests on RetryResult; ``trace`` (a
     ``Trace``, ``True`` for a new one, ``False`` for none); ``request_ids``:
     "text" (4 base-36 digits, like gotalk.js) or "binary" (a little-endian
-    counter, like the Go peer).
+    counter, like the Go peer). ``peer.connection`` is the protocol state.
     """
 
     def __init__(
@@ -172,38 +144,32 @@ class Peer:
         # Not ``trace or None``: an empty Trace is falsy (it has a length).
         self.trace: Trace | None = Trace() if trace is True else (None if trace is False or trace is None else trace)
         self.request_ids = request_ids
-        self.state = PeerState.HANDSHAKE
-        #: Why the connection ended (None while open).
-        self.close_reason: str | None = None
+        #: The protocol state of this side: tables, IDs, handshake (sans-IO).
+        self.connection = Connection(request_ids=request_ids, max_payload_size=max_payload_size, max_retries=max_retries)
         #: The last heartbeat received, and when (monotonic seconds).
         self.last_heartbeat: Heartbeat | None = None
         self.last_heartbeat_at: float | None = None
-        self._heartbeat_listeners: list = []
+        self._heartbeat_listeners: list[Callable[..., Any]] = []
         self._loop = asyncio.get_running_loop()
-        self._decoder = Decoder(expect_version=True, max_payload_size=max_payload_size)
         self._transport: Transport | None = None
         self.handshake: asyncio.Future = self._loop.create_future()
         self._closed: asyncio.Future = self._loop.create_future()
-        self._pending: dict[bytes, _Pending] = {}  # our requests in flight, by ID
-        self._serving: dict[bytes, asyncio.Future | None] = {}  # their single requests we run
-        self._inbound_streams: dict[bytes, InboundStream] = {}  # their stream requests we run
         self._tasks: set[asyncio.Future] = set()
-        self._next_id = 0
         self._last_read = time.monotonic()
         # Timers by purpose: "read", "heartbeat", or the request ID of a retry. One
         # each, replaced when rescheduled, so a long-lived connection piles none up.
         self._timers: dict[object, asyncio.TimerHandle] = {}
         self._drop_timer: asyncio.TimerHandle | None = None  # see _fail
-        self._refused_streams: set[bytes] = set()  # stream IDs we refused: their parts are dropped
         self._paused_by: set[int] = set()  # part queues that asked us to stop reading
-        self._sync = None
+        self._finished = False  # _fail has run
+        self._sync: Any = None
 
     # -- connection lifecycle -------------------------------------------------
 
     def attach(self, transport: Transport) -> "Peer":
         """Start speaking on ``transport``: write our version, then read theirs."""
         self._transport = transport
-        self._send(ProtocolVersion())
+        self.write(self.connection.start())
         transport.attach(self)
         if self.read_timeout:
             self._timers["read"] = self._loop.call_later(self.read_timeout, self._check_read_timeout)
@@ -212,118 +178,146 @@ class Peer:
         return self
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this peer lives on."""
+        return self._loop
+
+    @property
     def transport(self) -> Transport | None:
         return self._transport
 
     @property
-    def is_open(self) -> bool:
-        return self.state is not PeerState.CLOSED
+    def state(self) -> ConnectionState:
+        return self.connection.state
 
-    def _set_state(self, state: PeerState) -> None:
-        if state is not self.state:
-            assert state in TRANSITIONS[self.state], f"{self.state} -> {state}"
-            self.state = state
+    @property
+    def close_reason(self) -> str | None:
+        """Why the connection ended (None while open)."""
+        return self.connection.close_reason
+
+    @property
+    def is_open(self) -> bool:
+        return self.connection.state is not _CLOSED
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the transport (any chunking)."""
-        if self.state is PeerState.CLOSED:
+        connection = self.connection
+        if connection.state is _CLOSED:
             return
         self._last_read = time.monotonic()
         # Without a trace nothing needs the header bytes: bare messages, no Frame each.
         traced = self.trace is not None
-        violation = None
+        connection.headers = traced
+        connection.receive_data(data)
         try:
-            received = self._decoder.feed_frames(data) if traced else self._decoder.feed(data)
-        except ProtocolViolation as error:
-            received, violation = error.messages, error
-        if not self._receive_batch(received, traced):
-            return
-        if violation is not None:
-            self._fail(f"invalid input from the other side: {violation}", send_code=violation.code, cause=violation)
+            self._receive_events(traced)
+        except RemoteProtocolError as error:
+            if traced and error.received is not None:
+                self.trace.add(IN, connection.last_header, error.received)  # type: ignore[union-attr]
+            self._fail(connection.close_reason or str(error), send_code=error.code, cause=error)
 
-    def _receive_batch(self, received: list, traced: bool) -> bool:
-        """Act on what one chunk of input completed (``Frame``s when ``traced``): the hot path.
+    def _receive_events(self, traced: bool) -> None:
+        """Act on every event the connection has ready: the hot path.
 
         A single request for a plain operation (``function(payload)``, see
         ``Operation.plain``) is answered right here, and the answers to one chunk
         of input are joined into one write; everything else goes through
         ``_receive``, after the answers before it are written, so that the order
         on the wire is the order of the requests. Traced, each request and its
-        answer are noted in the trace as they are read and made. False if a
-        message closed us.
+        answer are noted in the trace as they are read and made.
         """
-        closed = PeerState.CLOSED
+        connection = self.connection
+        next_event = connection.next_event
+        closed = _CLOSED
         operations = self.handlers.operations
-        serving, streams = self._serving, self._inbound_streams
+        serving = connection.serving
         limit = self.max_requests
         transport = self._transport
-        note = self.trace.add if traced else None
+        note = self.trace.add if traced else None  # type: ignore[union-attr]
         joined = transport.joins_frames
+        # Read again after each write of ours: nothing else writes while this loop runs
+        # (a plain handler only returns its answer), so the transport's answer holds.
+        backlogged = transport.write_backlogged
         answers: list[bytes] = []
         size = 0
-        header = None
-        for message in received:
-            if traced:
-                header, message = message.header, message.message
-            if type(message) is SingleRequest:
-                operation = operations.get(message.operation)
-                request_id = message.request_id
-                if (
-                    operation is not None
-                    and operation.plain
-                    and request_id not in serving
-                    and request_id not in streams
-                    and (limit is None or len(serving) < limit)
-                    and not transport.write_backlogged
-                ):
-                    if traced:
-                        note(IN, header, message)
-                    try:
-                        result = operation.function(message.payload)
-                        if type(result) is not bytes:
-                            result = to_payload(result)
-                        cls = SingleResult
-                    except Exception as error:
-                        result, cls = _error_text(error), ErrorResult
-                    if self.state is closed:
-                        return False  # (the handler closed the connection: nothing more is written)
-                    if not joined or len(result) >= DIRECT_WRITE_SIZE:  # written as it is, not joined
-                        if answers:
-                            transport.write(b"".join(answers))
+        header = b""
+        try:
+            while True:
+                message = next_event()
+                if message is None:
+                    break
+                if traced:
+                    header = connection.last_header
+                if type(message) is SingleRequest:
+                    operation = operations.get(message.operation)
+                    if (
+                        operation is not None
+                        and operation.plain
+                        and (limit is None or len(serving) < limit)
+                        and not backlogged
+                    ):
+                        request_id = message.request_id
+                        if traced:
+                            note(IN, header, message)
+                        try:
+                            # A plain operation: argument, call and answer are the identity (Operation.plain).
+                            result = operation.function(message.payload)
+                            if type(result) is not bytes:
+                                result = to_payload(result)
+                            cls = SingleResult
+                        except Exception as error:
+                            result, cls = error_text(error), ErrorResult
+                        if connection.state is closed:
+                            return  # (the handler closed the connection: nothing more is written)
+                        if not joined or len(result) >= DIRECT_WRITE_SIZE:  # written as it is, not joined
+                            if answers:
+                                transport.write(b"".join(answers))
+                                answers, size = [], 0
+                            self._answer(cls, request_id, result)
+                            backlogged = transport.write_backlogged
+                            continue
+                        # Wire's header layout, filled in directly: the ID was just
+                        # decoded and the result is bytes (the hot path of a server).
+                        answer = ID_SIZE_HEADER % (cls.TYPE, request_id, len(result))
+                        if traced:
+                            note(OUT, answer, cls(request_id, result))
+                        answers.append(answer)
+                        answers.append(result)
+                        size += len(result) + 13
+                        if size >= HIGH_WATER:
+                            transport.write(b"".join(answers))  # may make the transport backlogged
                             answers, size = [], 0
-                        self._answer(cls, request_id, result)
+                            backlogged = transport.write_backlogged
                         continue
-                    answer = b"%s%s%08x" % (cls.TYPE, request_id, len(result))
+                if answers:
+                    transport.write(b"".join(answers))
+                    answers, size = [], 0
+                    backlogged = transport.write_backlogged
+                if type(message) is Answer:  # an answer to a request of ours: a client's hot path
                     if traced:
-                        note(OUT, answer, cls(request_id, result))
-                    answers.append(answer)
-                    answers.append(result)
-                    size += len(result) + 13
-                    if size >= HIGH_WATER:
-                        transport.write(b"".join(answers))  # may make the transport backlogged
-                        answers, size = [], 0
+                        note(IN, header, message.message)
+                    self._on_answer(message)
                     continue
-            if answers:
+                self._receive(header, message)
+                if connection.state is closed:
+                    return  # (a message closed us: what follows it, even a violation, is not acted on)
+                backlogged = transport.write_backlogged
+        finally:
+            # Also when the connection refused what came next: the answers before it go first.
+            if answers and not self._finished:
                 transport.write(b"".join(answers))
-                answers, size = [], 0
-            self._receive(header, message)
-            if self.state is closed:
-                return False  # (a message closed us: what follows it, even a violation, is not acted on)
-        if answers:
-            transport.write(b"".join(answers))
-        return True
 
     def input_refused(self, reason: str) -> None:
         """The transport refused received bytes before passing them on (a WebSocket
         message over its size limit): answered like any invalid input, f00000002 and close."""
-        if self.state is not PeerState.CLOSED:
+        if self.is_open:
             self._fail(f"invalid input from the other side: {reason}", send_code=ProtocolErrorCode.INVALID)
 
     def connection_lost(self, error: BaseException | None) -> None:
         if self._drop_timer is not None:  # gone by itself: nothing left to drop
             self._drop_timer.cancel()
             self._drop_timer = None
-        if self.state is not PeerState.CLOSED:
+        if not self._finished:
             detail = f": {error}" if error else ""
             self._fail(f"connection closed by the other side{detail}", cause=error)
 
@@ -347,30 +341,29 @@ class Peer:
         """Wait until the connection has ended (for any reason)."""
         await asyncio.shield(self._closed)
 
+    def on_close(self, callback: Callable[["Peer"], Any]) -> None:
+        """Call ``callback(peer)`` once the connection has ended (at once if it has)."""
+        self._closed.add_done_callback(lambda _: callback(self))
+
     def _fail(self, reason: str, *, send_code: int | None = None, cause: BaseException | None = None, abort: bool = False) -> None:
         """End the connection: optionally tell the other side why (an ``f``), then clean up."""
-        if self.state is PeerState.CLOSED:
+        if self._finished:
             return
-        if send_code is not None:
-            self._send(ProtocolError(send_code))
-        self._set_state(PeerState.CLOSED)
-        self.close_reason = reason
-        error = ConnectionClosed(reason)
+        self._finished = True
+        connection = self.connection
+        pending, streams = connection.requests, connection.inbound_streams
+        goodbye = connection.close(reason, send_code)
+        if goodbye is not None:
+            self.write(goodbye)
+        error = ConnectionClosed(connection.close_reason or reason)
         error.__cause__ = cause
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        pending, self._pending = self._pending, {}
         for request in pending.values():
-            if request.future is not None and not request.future.done():
-                request.future.set_exception(error)
-            if request.stream is not None:
-                request.stream.results.fail(error)
-        for stream in self._inbound_streams.values():
+            self._request_failed(request, error)
+        for stream in streams.values():
             stream.fail(error)
-        self._inbound_streams.clear()
-        self._serving.clear()
-        self._refused_streams.clear()
         self._paused_by.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -389,7 +382,7 @@ class Peer:
                 # that a side that never reads cannot hold the socket open.
                 self._drop_timer = self._loop.call_later(CLOSE_TIMEOUT, self._drop_if_still_open)
         if not self._closed.done():
-            self._closed.set_result(reason)
+            self._closed.set_result(connection.close_reason)
 
     def _drop_if_still_open(self) -> None:
         self._drop_timer = None
@@ -398,7 +391,7 @@ class Peer:
             self._transport.abort()
 
     def _check_read_timeout(self) -> None:
-        if self.state is PeerState.CLOSED:
+        if not self.is_open:
             return
         if self._paused_by:
             # We stopped reading ourselves (a reader of ours is behind): the
@@ -412,7 +405,8 @@ class Peer:
 
     # -- writing --------------------------------------------------------------
 
-    def _send(self, message: Message) -> None:
+    def write(self, message: Message) -> None:
+        """Write one message now, as it is (traced); the other methods say what to write."""
         header = encode_header(message)
         if self.trace is not None:
             self.trace.add(OUT, header, message)
@@ -426,11 +420,12 @@ class Peer:
         the header is written straight from the fields.
         """
         if self.trace is not None:
-            self._send(cls(request_id, payload))
+            self.write(cls(request_id, payload))
         elif self._transport is not None:
             self._transport.write(encode_id_size_header(cls.TYPE, request_id, payload), payload)
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
+        """Wait while too much is queued for the other side."""
         if self._transport is not None:
             await self._transport.drain()
 
@@ -440,7 +435,7 @@ class Peer:
         The trace records the leading whole frames that decode; malformed or
         incomplete bytes are written but cannot be shown as a message.
         """
-        self._check_open()
+        self.check_open()
         if self.trace is not None:
             decoder = Decoder(expect_version=False, max_payload_size=max(len(data), 1))
             try:
@@ -450,43 +445,32 @@ class Peer:
             for frame in frames:
                 self.trace.record(OUT, frame.header, frame.message)
         self._transport.write(bytes(data))
-        await self._drain()
+        await self.drain()
 
-    def _pause_reading(self, queue: object) -> None:
+    def pause_reading(self, queue: object) -> None:
         """A part queue is full: stop reading until its reader catches up."""
         if not self._paused_by and self._transport is not None:
             self._transport.pause_reading()
         self._paused_by.add(id(queue))
 
-    def _resume_reading(self, queue: object) -> None:
+    def resume_reading(self, queue: object) -> None:
+        """``queue`` has room again: read on once no other queue is full."""
         was_paused = bool(self._paused_by)
         self._paused_by.discard(id(queue))
-        if was_paused and not self._paused_by and self._transport is not None and self.state is not PeerState.CLOSED:
+        if was_paused and not self._paused_by and self._transport is not None and self.is_open:
             self._last_read = time.monotonic()  # the read timeout counts from here, not from the pause
             self._transport.resume_reading()
 
-    def _check_open(self) -> None:
-        if self.state is PeerState.CLOSED:
-            raise ConnectionClosed(self.close_reason or "connection closed")
+    def check_open(self) -> None:
+        """Raise unless requests may be sent now (``ConnectionClosed`` once closed)."""
+        if self.connection.state is _CLOSED:
+            self.connection.check_open()
         if self._transport is None:
             raise GotalkError("this peer is not attached to a connection")
 
-    def _forget_request(self, request_id: bytes) -> None:
-        """Stop waiting for the answer to a request that was never sent."""
-        self._pending.pop(request_id, None)
-
-    def _new_request_id(self) -> bytes:
-        for _ in range(0x10000):
-            counter = self._next_id
-            self._next_id = (counter + 1) & 0xFFFFFFFF
-            if self.request_ids == "binary":
-                request_id = counter.to_bytes(4, "little")
-            else:
-                counter %= 36**4
-                request_id = ID_PAIRS[counter // 36**2] + ID_PAIRS[counter % 36**2]
-            if request_id not in self._pending:
-                return request_id
-        raise GotalkError("no free request ID: too many requests in flight")
+    def forget_request(self, request_id: bytes) -> None:
+        """Stop waiting for the answer to a request of ours (never sent, or given up)."""
+        self.connection.forget(request_id)
 
     # -- requesting -----------------------------------------------------------
 
@@ -496,21 +480,20 @@ class Peer:
         Raises ``RequestError`` for an ErrorResult, ``RetryExhausted`` when the
         other side stays busy, ``ConnectionClosed`` if the connection ends first.
         """
-        self._check_open()
-        request_id = self._new_request_id()
-        message = SingleRequest(request_id, operation, to_payload(payload))
+        self.check_open()
         future = self._loop.create_future()
-        self._pending[request_id] = _Pending(operation, future, message)
+        message = self.connection.request(operation, to_payload(payload), future)
+        request_id = message.request_id
         try:
-            self._send(message)
+            self.write(message)
             if self._transport.write_backlogged:
-                await self._drain()
+                await self.drain()
             if timeout is None:
                 return await future
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         finally:
             if not future.done() or future.cancelled():
-                self._pending.pop(request_id, None)
+                self.connection.forget(request_id)
 
     async def request(self, operation: str, value: Any = None, *, timeout: float | None = None) -> Any:
         """Send a JSON value; return the result decoded from JSON."""
@@ -524,31 +507,42 @@ class Peer:
         ``await s.end()`` ends the request stream, ``async for part in s`` reads
         the streaming result until its end.
         """
-        self._check_open()
-        request_id = self._new_request_id()
-        handle = StreamRequestHandle(self, request_id, operation, PartQueue(self, self.stream_buffer))
-        self._pending[request_id] = _Pending(operation, None, StreamRequest(request_id, operation), handle)
+        self.check_open()
+        request = self.connection.open_stream(operation)
+        handle = StreamRequestHandle(self, request.request_id, operation, PartQueue(self, self.stream_buffer))
+        request.owner = handle
         return handle
+
+    def send_stream_part(self, request_id: bytes, payload: bytes) -> None:
+        """Write the next part of our stream request (``StreamRequestHandle.send`` calls it)."""
+        self.check_open()
+        self.write(self.connection.stream_part(request_id, payload))
+
+    def end_stream_request(self, request_id: bytes) -> None:
+        """Write the end of our stream request, unless it has ended."""
+        message = self.connection.end_stream(request_id)
+        if message is not None:
+            self.write(message)
 
     async def notify(self, name: str, value: Any = None) -> None:
         """Send a notification with a JSON value (never answered)."""
         await self.notify_bytes(name, json_payload(value))
 
     async def notify_bytes(self, name: str, payload: bytes | str = b"") -> None:
-        self._check_open()
-        self._send(Notification(name, to_payload(payload)))
-        await self._drain()
+        self.check_open()
+        self.write(self.connection.notification(name, to_payload(payload)))
+        await self.drain()
 
     async def send_heartbeat(self, load: int | None = None) -> None:
         """Send one heartbeat now (with our load, 0..0xffff, and Unix time)."""
-        self._check_open()
-        self._send(Heartbeat(self.load if load is None else load, int(time.time()) & 0xFFFFFFFF))
-        await self._drain()
+        self.check_open()
+        self.write(self.connection.heartbeat(self.load if load is None else load, int(time.time())))
+        await self.drain()
 
     def _send_heartbeat(self) -> None:
-        if self.state is PeerState.CLOSED:
+        if not self.is_open:
             return
-        self._send(Heartbeat(self.load, int(time.time()) & 0xFFFFFFFF))
+        self.write(self.connection.heartbeat(self.load, int(time.time())))
         self._timers["heartbeat"] = self._loop.call_later(self.heartbeat_interval, self._send_heartbeat)
 
     @property
@@ -556,106 +550,98 @@ class Peer:
         """Our load for heartbeats: the share of the request limit in use, 0..0xffff."""
         if not self.max_requests:
             return 0
-        return min(0xFFFF, len(self._serving) * 0xFFFF // self.max_requests)
+        return min(0xFFFF, len(self.connection.serving) * 0xFFFF // self.max_requests)
 
-    def on_heartbeat(self, listener) -> None:
+    def on_heartbeat(self, listener: Callable[..., Any]) -> None:
         """Call ``listener(heartbeat)`` for every heartbeat received."""
         self._heartbeat_listeners.append(listener)
 
     # -- receiving ------------------------------------------------------------
 
-    def _receive(self, header: bytes, message: Message) -> None:
+    def _receive(self, header: bytes, event: Any) -> None:
+        """Act on one event that is not an answer to us (those go to ``_on_answer``)."""
+        cls = type(event)
         if self.trace is not None:
-            self.trace.add(IN, header, message)
-        cls = type(message)
+            self.trace.add(IN, header, event)
         if cls is SingleRequest:
-            self._on_single_request(message)
-        elif cls is SingleResult or cls is ErrorResult or cls is StreamResult or cls is RetryResult:
-            self._on_result(message)
+            self._on_single_request(event)
         elif cls is StreamRequest:
-            self._on_stream_request(message)
+            self._on_stream_request(event)
         elif cls is StreamRequestPart:
-            self._on_stream_part(message)
+            stream = self.connection.inbound_streams.get(event.request_id)
+            if stream is None:
+                return  # a part of a stream we refused: dropped (the connection checked it)
+            if event.payload:
+                stream.put(event.payload)
+            else:
+                stream.finish()
         elif cls is Notification:
-            self._on_notification(message)
+            self._on_notification(event)
         elif cls is Heartbeat:
-            self.last_heartbeat, self.last_heartbeat_at = message, time.monotonic()
+            self.last_heartbeat, self.last_heartbeat_at = event, time.monotonic()
             for listener in self._heartbeat_listeners:
-                self._call_listener(listener, message)
+                self._call_listener(listener, event)
         elif cls is ProtocolVersion:
-            self._set_state(PeerState.OPEN)
             if not self.handshake.done():
-                self.handshake.set_result(message.version)
+                self.handshake.set_result(event.version)
         elif cls is ProtocolError:
-            self._fail(f"the other side reported a protocol error: f{message.code:08x} ({message.meaning})")
+            self._fail(self.connection.close_reason or "the other side reported a protocol error")
+        # Anything else is an answer to nothing we asked (or asked and gave up on): ignored, but traced.
 
-    def _on_result(self, message) -> None:
-        request = self._pending.get(message.request_id)
-        if request is None:
-            return  # an answer to nothing we asked (or asked and gave up on): ignored, but traced
+    def _on_answer(self, event: Answer) -> None:
+        message, request, final, exhausted = event
         cls = type(message)
-        if cls is RetryResult:
-            self._retry(request, message)
+        if final and not exhausted and not request.stream:  # a single request's outcome: the common case
+            future = request.owner
+            if future.done():
+                return
+            if cls is SingleResult:
+                future.set_result(message.payload)
+            elif cls is StreamResult:
+                future.set_result(b"".join(request.parts or ()))
+            else:
+                future.set_exception(RequestError(request.operation, message.payload))
             return
-        if request.stream is not None:
-            request.stream.answered()
-            results = request.stream.results
+        if exhausted:
+            self._request_failed(request, RetryExhausted(request.operation, message.payload, request.attempts - 1))
+            return
+        if cls is RetryResult:
+            # The wait is a floor: the responder asked us not to come back sooner.
+            self._timers[message.request_id] = self._loop.call_later(message.wait / 1000, self._resend, message.request_id)
+            return
+        if request.stream:
+            results = request.owner.results
             if cls is StreamResult:
                 if message.payload:
                     results.put(message.payload)
-                    return
-                results.finish()
+                else:
+                    results.finish()
             elif cls is SingleResult:  # a single answer to a stream request: one part
                 results.put(message.payload)
                 results.finish()
             else:
                 results.fail(RequestError(request.operation, message.payload))
-            del self._pending[message.request_id]
             return
-        if cls is StreamResult and message.payload:
-            request.parts.append(message.payload)  # a streaming answer to a single request
-            return
-        del self._pending[message.request_id]
-        future = request.future
-        if future.done():
-            return
-        if cls is SingleResult:
-            future.set_result(message.payload)
-        elif cls is StreamResult:
-            future.set_result(b"".join(request.parts))
-        else:
-            future.set_exception(RequestError(request.operation, message.payload))
+        # What is left: a part of a streaming answer to a single request (the connection keeps it).
 
-    def _retry(self, request: _Pending, message: RetryResult) -> None:
-        request.attempts += 1
-        if request.attempts > self.max_retries:
-            del self._pending[message.request_id]
-            error = RetryExhausted(request.operation, message.payload, request.attempts - 1)
-            if request.future is not None and not request.future.done():
-                request.future.set_exception(error)
-            if request.stream is not None:
-                request.stream.results.fail(error)
-            return
-        # The wait is a floor: the responder asked us not to come back sooner.
-        self._timers[message.request_id] = self._loop.call_later(message.wait / 1000, self._resend, message.request_id, request)
+    def _request_failed(self, request: OutgoingRequest, error: BaseException) -> None:
+        owner = request.owner
+        if request.stream:
+            if owner is not None:
+                owner.results.fail(error)
+        elif owner is not None and not owner.done():
+            owner.set_exception(error)
 
-    def _resend(self, request_id: bytes, request: _Pending) -> None:
+    def _resend(self, request_id: bytes) -> None:
         self._timers.pop(request_id, None)
-        if self.state is PeerState.CLOSED or self._pending.get(request_id) is not request:
-            return
-        if request.stream is not None:
-            request.stream.resend(self)
-        else:
-            self._send(request.message)
+        for message in self.connection.resend(request_id):
+            self.write(message)
 
     def _on_single_request(self, message: SingleRequest) -> None:
         request_id = message.request_id
-        if request_id in self._serving or request_id in self._inbound_streams:
-            self._duplicate_id(request_id)
-            return
         operation = self.handlers.operations.get(message.operation)
         if operation is None:
-            self._send(ErrorResult(request_id, f'unknown operation "{message.operation}"'.encode()))
+            self.write(self.connection.unknown_operation(request_id, message.operation))
             return
         if operation.kind != SINGLE:
             stream = self._open_inbound_stream(message, operation)
@@ -663,51 +649,42 @@ class Peer:
                 stream.put(message.payload)
                 stream.finish()
             return
-        if self.max_requests is not None and len(self._serving) >= self.max_requests:
+        if self.max_requests is not None and len(self.connection.serving) >= self.max_requests:
             self._send_retry(request_id)
             return
         if not operation.is_async and not self._transport.write_backlogged:
             # Plain functions run inline: no task, no extra turn of the loop.
             try:
-                result = self._call(operation, message.payload)
+                result = operation.answer_payload(operation.invoke(operation.argument(message.payload), self))
             except Exception as error:
-                self._answer(ErrorResult, request_id, _error_text(error))
+                self._answer(ErrorResult, request_id, error_text(error))
             else:
                 self._answer(SingleResult, request_id, result)
             return
         # An async handler, or a plain one whose answer could not be written now.
-        self._serving[request_id] = None
+        self.connection.accept_request(request_id)
         task = self._loop.create_task(self._run_handler(operation, request_id, message.payload))
-        self._serving[request_id] = task
+        self.connection.accept_request(request_id, task)
         self._track(task)
-
-    def _call(self, operation: Operation, payload: bytes):
-        argument = json_value(payload) if operation.json else payload
-        result = operation.function(argument, self) if operation.wants_peer else operation.function(argument)
-        if operation.json:
-            return json_payload(result)
-        return result if type(result) is bytes else to_payload(result)  # bytes: no call, as they are
 
     async def _run_handler(self, operation: Operation, request_id: bytes, payload: bytes) -> None:
         try:
-            argument = json_value(payload) if operation.json else payload
-            function = operation.function
-            result = function(argument, self) if operation.wants_peer else function(argument)
+            result = operation.invoke(operation.argument(payload), self)
             if operation.is_async:
                 result = await (result if self.handler_timeout is None else self._within_handler_timeout(result))
-            reply: Message = SingleResult(request_id, json_payload(result) if operation.json else to_payload(result))
+            reply: Message = SingleResult(request_id, operation.answer_payload(result))
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            reply = ErrorResult(request_id, _error_text(error))
+            reply = ErrorResult(request_id, error_text(error))
         # The request keeps its slot until its answer can be written: a requester
         # that does not read its answers meets the request limit (RetryResults)
         # instead of filling our write buffer without bound.
-        await self._drain()
-        if self._serving.pop(request_id, None) is not None and self.state is not PeerState.CLOSED:
-            self._send(reply)
+        await self.drain()
+        if self.connection.serving.pop(request_id, None) is not None and self.is_open:
+            self.write(reply)
 
-    async def _within_handler_timeout(self, awaitable) -> Any:
+    async def _within_handler_timeout(self, awaitable: Any) -> Any:
         """A handler's result, if it comes within ``handler_timeout``; else cancel the handler and raise."""
         task = asyncio.ensure_future(awaitable)
         self._track(task)  # closing the connection cancels it too
@@ -724,29 +701,19 @@ class Peer:
     def _send_retry(self, request_id: bytes) -> None:
         low, high = self.retry_wait
         wait = low if low == high else random.randint(low, high)
-        self._send(RetryResult(request_id, wait, RATE_LIMIT_TEXT))
-
-    def _duplicate_id(self, request_id: bytes) -> None:
-        self._fail(
-            f"the other side reused request ID {request_id!r} while it was still in flight",
-            send_code=ProtocolErrorCode.INVALID,
-        )
+        self.write(self.connection.retry(request_id, wait, RATE_LIMIT_TEXT))
 
     def _on_stream_request(self, message: StreamRequest) -> None:
         request_id = message.request_id
-        if request_id in self._serving or request_id in self._inbound_streams:
-            self._duplicate_id(request_id)
-            return
         operation = self.handlers.operations.get(message.operation)
         if operation is None:
-            self._refuse_stream(request_id)
-            self._send(ErrorResult(request_id, f'unknown operation "{message.operation}"'.encode()))
+            self.connection.refuse_stream(request_id)
+            self.write(self.connection.unknown_operation(request_id, message.operation))
             return
         stream = self._open_inbound_stream(message, operation)
         if stream is None:
-            self._refuse_stream(request_id)
+            self.connection.refuse_stream(request_id)
             return
-        self._refused_streams.discard(request_id)  # a retried stream, now accepted
         if message.payload:
             stream.put(message.payload)
         else:
@@ -754,57 +721,27 @@ class Peer:
             # the Go peer reads it: the handler runs on no parts and answers now.
             stream.finish()
 
-    def _refuse_stream(self, request_id: bytes) -> None:
-        # The requester may already have sent more parts; they are dropped
-        # quietly until its end-of-stream part, not treated as unknown streams.
-        if len(self._refused_streams) < 4096:
-            self._refused_streams.add(request_id)
-
-    def _open_inbound_stream(self, message, operation: Operation) -> InboundStream | None:
+    def _open_inbound_stream(self, message: SingleRequest | StreamRequest, operation: Operation) -> InboundStream | None:
         request_id = message.request_id
         # A single request to a stream operation runs as a stream too, so the
         # stream limits hold for it as well (else they could be walked around).
         if self.max_streams == 0:
-            self._send(ErrorResult(request_id, STREAMS_DISABLED_TEXT))
+            self.write(ErrorResult(request_id, STREAMS_DISABLED_TEXT))
             return None
         if type(message) is StreamRequest and operation.kind == SINGLE:
-            self._send(ErrorResult(request_id, f'operation "{operation.name}" does not take stream requests'.encode()))
+            self.write(ErrorResult(request_id, f'operation "{operation.name}" does not take stream requests'.encode()))
             return None
-        if self.max_streams is not None and len(self._inbound_streams) >= self.max_streams:
+        if self.max_streams is not None and len(self.connection.inbound_streams) >= self.max_streams:
             self._send_retry(request_id)
             return None
         stream = InboundStream(self, request_id, self.stream_buffer)
-        self._inbound_streams[request_id] = stream
-        task = self._loop.create_task(stream.run(operation))
-        self._track(task)
+        self.connection.accept_stream(request_id, stream)
+        self._track(self._loop.create_task(stream.run(operation)))
         return stream
 
-    def _on_stream_part(self, message: StreamRequestPart) -> None:
-        stream = self._inbound_streams.get(message.request_id)
-        if stream is None and message.request_id in self._refused_streams:
-            if not message.payload:
-                self._refused_streams.discard(message.request_id)
-            return
-        if stream is None:
-            self._fail(
-                f"the other side sent a stream part for request {message.request_id!r}, which is not an open stream",
-                send_code=ProtocolErrorCode.INVALID,
-            )
-            return
-        if message.payload:
-            stream.put(message.payload)
-        else:
-            stream.finish()
-
-    def _stream_done(self, stream: InboundStream) -> None:
-        """A stream handler has answered: forget the stream."""
-        if self._inbound_streams.get(stream.request_id) is stream:
-            del self._inbound_streams[stream.request_id]
-            if not stream.done:
-                # Answered (or failed) before the requester's end-of-stream part:
-                # its remaining parts are still on their way and must not be
-                # taken for parts of an unknown stream.
-                self._refuse_stream(stream.request_id)
+    def stream_answered(self, stream: InboundStream) -> None:
+        """A stream handler has answered: forget the stream (``InboundStream.run`` calls it)."""
+        self.connection.stream_answered(stream.request_id, stream, stream.done)
 
     def _on_notification(self, message: Notification) -> None:
         for listener in self.handlers.notifications.get(message.name, ()):
@@ -812,10 +749,10 @@ class Peer:
         for listener in self.handlers.any_notification:
             self._call_listener(listener, message.name, message.payload)
 
-    def _call_listener(self, listener, *args) -> None:
+    def _call_listener(self, listener: Callable[..., Any], *args: Any) -> None:
         """Run a notification or heartbeat listener; never answered, errors only logged."""
         try:
-            if len(args) == 1 and _takes_peer(listener):
+            if len(args) == 1 and wants_peer(listener):
                 result = listener(*args, self)
             else:
                 result = listener(*args)
@@ -846,24 +783,21 @@ class Peer:
         return self.handlers.on_notification(name, function)
 
     @property
-    def sync(self):
-        """Blocking versions of the request methods, for notebook cells and scripts."""
+    def sync(self) -> Any:
+        """Blocking versions of the request methods, for notebook cells and scripts (``gotalk_lab.sync``)."""
         if self._sync is None:
-            from .sync import SyncPeer
-
-            self._sync = SyncPeer(self)
+            self._sync = _view("sync")(self)
         return self._sync
 
     @property
     def pending_count(self) -> int:
         """Requests sent and not yet answered, plus requests being served."""
-        return len(self._pending) + len(self._serving) + len(self._inbound_streams)
+        connection = self.connection
+        return len(connection.requests) + len(connection.serving) + len(connection.inbound_streams)
 
-    def timeline(self, **options):
-        """A live Timeline widget of this peer's trace."""
-        from .widgets import Timeline
-
-        return Timeline(self.trace, **options)
+    def timeline(self, **options: Any) -> Any:
+        """A live Timeline widget of this peer's trace (``gotalk_lab.widgets``)."""
+        return _view("timeline")(self.trace, **options)
 
     def __repr__(self) -> str:
         where = self._transport.description if self._transport else "not attached"
@@ -874,13 +808,3 @@ class Peer:
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
-
-
-def _error_text(error: Exception) -> bytes:
-    return (str(error) or type(error).__name__).encode("utf-8", "replace")
-
-
-def _takes_peer(function) -> bool:
-    from .handlers import _wants_peer
-
-    return _wants_peer(function)

@@ -4,29 +4,60 @@
 falls behind, it pauses reading on the connection so that a fast sender cannot
 make us buffer without bound. ``InboundStream`` runs a stream handler for a
 request from the other side; ``StreamRequestHandle`` is what the user holds for
-a stream request of ours. Only the peer sends messages; these call it.
+a stream request of ours. Only the peer writes messages: these ask it through
+the public methods named in ``StreamHost``, and never keep protocol state.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
 
+from .errors import error_text
 from .handlers import json_payload, json_value, to_payload
-from .wire import ErrorResult, StreamRequest, StreamRequestPart, StreamResult
+from .wire import ErrorResult, Message, StreamResult
 
 if TYPE_CHECKING:
     from .handlers import Operation
-    from .peer import Peer
 
 _END = object()
+
+
+class StreamHost(Protocol):
+    """What a stream needs from the peer that carries it (``Peer`` is one)."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def write(self, message: Message) -> None:
+        """Write one message now (traced like every other)."""
+
+    async def drain(self) -> None:
+        """Wait while too much is queued for the other side."""
+
+    def pause_reading(self, queue: object) -> None:
+        """``queue`` is full: stop reading until ``resume_reading(queue)``."""
+
+    def resume_reading(self, queue: object) -> None: ...
+
+    def send_stream_part(self, request_id: bytes, payload: bytes) -> None:
+        """Write the next part of our stream request ``request_id``."""
+
+    def end_stream_request(self, request_id: bytes) -> None:
+        """Write the end of our stream request, unless it has ended."""
+
+    def forget_request(self, request_id: bytes) -> None:
+        """Stop waiting for the answer to a request of ours."""
+
+    def stream_answered(self, stream: "InboundStream") -> None:
+        """Their stream request has its whole answer: forget it."""
 
 
 class PartQueue:
     """Parts in arrival order, then an end or an error."""
 
-    def __init__(self, peer: "Peer", limit: int) -> None:
+    def __init__(self, peer: StreamHost, limit: int) -> None:
         self._peer = peer
         self._limit = max(1, limit)
         self._parts: deque = deque()
@@ -42,7 +73,7 @@ class PartQueue:
         self._ready.set()
         if len(self._parts) >= self._limit and not self._paused:
             self._paused = True
-            self._peer._pause_reading(self)
+            self._peer.pause_reading(self)
 
     def finish(self) -> None:
         if not self.done:
@@ -57,10 +88,15 @@ class PartQueue:
             self._ready.set()
         self._unpause()
 
+    def stop_reading(self) -> None:
+        """Nobody will read further parts: drop them, and never keep the connection paused for them."""
+        self.discard = True
+        self._unpause()
+
     def _unpause(self) -> None:
         if self._paused:
             self._paused = False
-            self._peer._resume_reading(self)
+            self._peer.resume_reading(self)
 
     async def get(self):
         """The next part; ``_END`` at the end; raises the error it failed with."""
@@ -89,7 +125,7 @@ class PartQueue:
 class InboundStream(PartQueue):
     """A stream request from the other side, served by a stream handler."""
 
-    def __init__(self, peer: "Peer", request_id: bytes, limit: int) -> None:
+    def __init__(self, peer: StreamHost, request_id: bytes, limit: int) -> None:
         super().__init__(peer, limit)
         self.request_id = request_id
 
@@ -100,23 +136,20 @@ class InboundStream(PartQueue):
             parts = _json_parts(parts)
         results = None
         try:
-            results = operation.function(parts, peer) if operation.wants_peer else operation.function(parts)
+            results = operation.invoke(parts, peer)
             async for result in results:
-                payload = json_payload(result) if operation.json else to_payload(result)
+                payload = operation.answer_payload(result)
                 if payload:  # an empty part would end the stream early
-                    peer._send(StreamResult(request_id, payload))
-                    await peer._drain()
-            peer._send(StreamResult(request_id, b""))
+                    peer.write(StreamResult(request_id, payload))
+                    await peer.drain()
+            peer.write(StreamResult(request_id, b""))
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            from .peer import _error_text
-
-            peer._send(ErrorResult(request_id, _error_text(error)))
+            peer.write(ErrorResult(request_id, error_text(error)))
         finally:
-            self.discard = True
-            self._unpause()
-            peer._stream_done(self)
+            self.stop_reading()
+            peer.stream_answered(self)
             if results is not None:
                 await results.aclose()
 
@@ -134,41 +167,26 @@ class StreamRequestHandle:
     exception), and result parts not read by then are dropped.
     """
 
-    def __init__(self, peer: "Peer", request_id: bytes, operation: str, results: PartQueue) -> None:
+    def __init__(self, peer: StreamHost, request_id: bytes, operation: str, results: PartQueue) -> None:
         self.peer = peer
         self.request_id = request_id
         self.operation = operation
         self.results = results
         self.started = False
         self.ended = False
-        # Parts sent before any answer: replayed if the other side asks us to retry.
-        self._unanswered: list[bytes] | None = []
 
     async def send(self, part: bytes | str) -> None:
         """Send one request part (the first travels in the ``s`` message)."""
-        payload = to_payload(part)
-        if self.ended:
-            raise ValueError("this stream request has already ended")
-        if not payload and self.started:
-            raise ValueError("an empty part would end the stream: call end() instead")
-        self.peer._check_open()
-        if self._unanswered is not None:
-            self._unanswered.append(payload)
-        self.peer._send(self._part_message(payload))
-        if not payload:
+        self.peer.send_stream_part(self.request_id, to_payload(part))
+        if not self.started:
+            self.started = True
             # An empty first part ends the request stream there (the other side
             # answers at once): no end-of-stream part may follow it.
-            self.ended = True
-        self.started = True
-        await self.peer._drain()
+            self.ended = not to_payload(part)
+        await self.peer.drain()
 
     async def send_json(self, value: Any) -> None:
         await self.send(json_payload(value))
-
-    def _part_message(self, payload: bytes):
-        if not self.started:
-            return StreamRequest(self.request_id, self.operation, payload)
-        return StreamRequestPart(self.request_id, payload)
 
     async def end(self) -> None:
         """End the request stream (an empty ``p``); results may still follow."""
@@ -179,21 +197,8 @@ class StreamRequestHandle:
             return
         self.ended = True
         if self.peer.is_open:
-            self.peer._send(StreamRequestPart(self.request_id, b""))
-            await self.peer._drain()
-
-    def answered(self) -> None:
-        """The other side took the stream: nothing will need replaying."""
-        self._unanswered = None
-
-    def resend(self, peer: "Peer") -> None:
-        """Replay the stream after a RetryResult: ``s``, the parts so far, the end."""
-        parts = self._unanswered or [b""]
-        peer._send(StreamRequest(self.request_id, self.operation, parts[0]))
-        for part in parts[1:]:
-            peer._send(StreamRequestPart(self.request_id, part))
-        if self.ended and parts[0]:  # an empty first part was the end already
-            peer._send(StreamRequestPart(self.request_id, b""))
+            self.peer.end_stream_request(self.request_id)
+            await self.peer.drain()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.results.__aiter__()
@@ -214,13 +219,12 @@ class StreamRequestHandle:
                 # that the other side's handler finishes and answers. No waiting
                 # here: the block may be leaving because it was cancelled.
                 self.ended = True
-                self.peer._send(StreamRequestPart(self.request_id, b""))
+                self.peer.end_stream_request(self.request_id)
             else:
-                self.peer._forget_request(self.request_id)  # nothing was sent: nothing to end
+                self.peer.forget_request(self.request_id)  # nothing was sent: nothing to end
         # Nobody reads the results after the block: drop what is left and
         # never keep the connection paused on their account.
-        self.results.discard = True
-        self.results._unpause()
+        self.results.stop_reading()
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else ("open" if self.started else "not started")

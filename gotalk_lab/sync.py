@@ -16,6 +16,8 @@ import threading
 import warnings
 from typing import Any, Awaitable, TypeVar
 
+from .peer import register_view
+
 T = TypeVar("T")
 
 _background: asyncio.AbstractEventLoop | None = None
@@ -131,7 +133,7 @@ class SyncPeer:
         self.peer = peer
 
     def _run(self, awaitable, timeout: float | None = None):
-        return run(awaitable, self.peer._loop, timeout)
+        return run(awaitable, self.peer.loop, timeout)
 
     def request(self, operation: str, value: Any = None, *, timeout: float | None = None) -> Any:
         return self._run(self.peer.request(operation, value), timeout)
@@ -187,3 +189,7 @@ def serve(address, *args, loop: asyncio.AbstractEventLoop | None = None, **optio
     server = run(async_serve(address, *args, **options), _on_loop(loop))
     _open_objects.append(server)
     return server
+
+
+# ``peer.sync`` is this class: the peer cannot import this module (it is built on the peer).
+register_view("sync", SyncPeer)

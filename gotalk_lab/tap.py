@@ -17,7 +17,7 @@ from typing import Callable
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder
 from .errors import ProtocolViolation
 from .trace import IN, OUT, TAP_SIDES, Trace, TraceEvent
-from .transports.tcp import _address
+from .transports.base import format_address
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,14 @@ class Tap:
 
     async def listen(self, host: str, port: int) -> str:
         self._server = await asyncio.start_server(self._serve_client, host, port)
-        self.address = _address(self._server.sockets[0].getsockname())
+        self.address = format_address(self._server.sockets[0].getsockname())
         return self.address
 
     async def _serve_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
         connection = TapConnection(next(self._numbers), Trace(cap=self.trace_cap, sides=TAP_SIDES), self.max_payload_size)
-        connection.client = _address(client_writer.get_extra_info("peername"))
+        connection.client = format_address(client_writer.get_extra_info("peername"))
         self.connections.append(connection)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)

@@ -19,6 +19,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Callable, Iterable, Iterator
 
+from .connection import OPEN_OUTCOMES, answer_outcome
 from .decoder import Decoder
 from .wire import (
     ErrorResult,
@@ -127,6 +128,10 @@ class Trace:
         self._open: dict[str, dict[bytes, Exchange]] = {OUT: {}, IN: {}}
         self._listeners: list[Callable[[TraceEvent], None]] = []
 
+    def now(self) -> float:
+        """Seconds since the trace started, on the clock its events' ``time`` uses."""
+        return monotonic() - self._started
+
     @property
     def events(self) -> deque[TraceEvent]:
         """The frames within the cap, oldest first."""
@@ -210,12 +215,8 @@ class Trace:
             opened = self._open[_OTHER[direction]]  # the requester is the other side
             exchange = opened.get(message.request_id)
             if exchange is not None:
-                if cls is RetryResult:
-                    exchange.outcome = "retrying"
-                elif cls is StreamResult and message.payload:
-                    exchange.outcome = "stream"
-                else:
-                    exchange.outcome = "error" if cls is ErrorResult else "result"
+                outcome = exchange.outcome = answer_outcome(message)
+                if outcome not in OPEN_OUTCOMES:
                     exchange.ended = at
                     del opened[message.request_id]
         elif cls is SingleRequest or cls is StreamRequest:
@@ -316,11 +317,6 @@ class Trace:
 
     def __repr__(self) -> str:
         return f"<Trace {len(self.events)} frames, {len(self.exchanges)} exchanges, {self.dropped} dropped>"
-
-    def _repr_html_(self) -> str:
-        from .html import trace_html
-
-        return trace_html(self)
 
     # -- saving and loading (JSON lines) --------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import inspect
 from dataclasses import dataclass, fields
-from typing import ClassVar, Union
+from typing import Any, Callable, ClassVar, Union
 
 from .errors import EncodeError
 
@@ -62,11 +62,6 @@ class Message:
             else:
                 parts.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
-
-    def _repr_html_(self) -> str:
-        from .html import message_html  # plain string building, no Jupyter import
-
-        return message_html(self)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -218,10 +213,10 @@ RESULT_TYPES = (SingleResult, StreamResult, ErrorResult, RetryResult)
 # parameters, defaults and result, in two thirds of the time.
 
 
-def _request_init(cls: type) -> None:
+def _request_init(cls: Any) -> None:
     set_request_id, set_operation, set_payload = cls.request_id.__set__, cls.operation.__set__, cls.payload.__set__
 
-    def __init__(self, request_id: bytes, operation: str, payload: bytes = b"") -> None:
+    def __init__(self: Any, request_id: bytes, operation: str, payload: bytes = b"") -> None:
         set_request_id(self, request_id)
         set_operation(self, operation)
         set_payload(self, payload)
@@ -229,18 +224,18 @@ def _request_init(cls: type) -> None:
     _replace_init(cls, __init__)
 
 
-def _id_payload_init(cls: type) -> None:
+def _id_payload_init(cls: Any) -> None:
     set_request_id, set_payload = cls.request_id.__set__, cls.payload.__set__
 
-    def __init__(self, request_id: bytes, payload: bytes = b"") -> None:
+    def __init__(self: Any, request_id: bytes, payload: bytes = b"") -> None:
         set_request_id(self, request_id)
         set_payload(self, payload)
 
     _replace_init(cls, __init__)
 
 
-def _replace_init(cls: type, init) -> None:
-    def shape(function) -> list:
+def _replace_init(cls: Any, init: Callable[..., None]) -> None:
+    def shape(function: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
         return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
     # Checked once, at import: a field added, renamed or given a __post_init__ must
@@ -251,11 +246,11 @@ def _replace_init(cls: type, init) -> None:
     cls.__init__ = init
 
 
-for _cls in (SingleRequest, StreamRequest):
-    _request_init(_cls)
-for _cls in (SingleResult, StreamResult, ErrorResult, StreamRequestPart):
-    _id_payload_init(_cls)
-del _cls
+for _request_class in (SingleRequest, StreamRequest):
+    _request_init(_request_class)
+for _answer_class in (SingleResult, StreamResult, ErrorResult, StreamRequestPart):
+    _id_payload_init(_answer_class)
+del _request_class, _answer_class
 
 
 def _check_id(request_id: bytes) -> bytes:
@@ -305,6 +300,13 @@ def _payload_size(payload: bytes) -> int:
     return size
 
 
+#: The layout of an ``R``, ``S``, ``E`` or ``p`` header: type byte, request ID, payload
+#: size in 8 lowercase hex digits. ``ID_SIZE_HEADER % (type, request_id, size)`` is
+#: that header for fields already known to be valid (a decoded request's ID, a
+#: payload of bytes); ``encode_id_size_header`` checks them first.
+ID_SIZE_HEADER = b"%s%s%08x"
+
+
 def encode_id_size_header(type_byte: bytes, request_id: bytes, payload: bytes) -> bytes:
     """The header of an ``R``, ``S``, ``E`` or ``p`` message from its fields, without the message.
 
@@ -314,8 +316,8 @@ def encode_id_size_header(type_byte: bytes, request_id: bytes, payload: bytes) -
     if type(request_id) is not bytes or len(request_id) != REQUEST_ID_SIZE:
         request_id = _check_id(request_id)
     if type(payload) is bytes and len(payload) <= MAX_UINT32:  # checked here: two calls fewer per answer
-        return b"%s%s%08x" % (type_byte, request_id, len(payload))
-    return b"%s%s%08x" % (type_byte, request_id, _payload_size(payload))
+        return ID_SIZE_HEADER % (type_byte, request_id, len(payload))
+    return ID_SIZE_HEADER % (type_byte, request_id, _payload_size(payload))
 
 
 def encode_header(message: Message) -> bytes:
@@ -326,35 +328,38 @@ def encode_header(message: Message) -> bytes:
     two WebSocket messages anyway (gotalk.js reads them that way).
     """
     cls = type(message)
+    # Dispatch on the exact class (the cheapest test); mypy cannot narrow
+    # ``message`` from ``cls is ...``, so its fields are read through ``values``.
+    values: Any = message
     if cls is SingleResult or cls is StreamResult or cls is ErrorResult or cls is StreamRequestPart:
-        return encode_id_size_header(cls.TYPE, message.request_id, message.payload)
+        return encode_id_size_header(cls.TYPE, values.request_id, values.payload)
     if cls is SingleRequest or cls is StreamRequest:
-        name = _name_bytes("operation", message.operation)
+        name = _name_bytes("operation", values.operation)
         return b"%s%s%03x%s%08x" % (
             cls.TYPE,
-            _check_id(message.request_id),
+            _check_id(values.request_id),
             len(name),
             name,
-            _payload_size(message.payload),
+            _payload_size(values.payload),
         )
     if cls is RetryResult:
         return b"e%s%08x%08x" % (
-            _check_id(message.request_id),
-            _check_uint("wait", message.wait, MAX_UINT32),
-            _payload_size(message.payload),
+            _check_id(values.request_id),
+            _check_uint("wait", values.wait, MAX_UINT32),
+            _payload_size(values.payload),
         )
     if cls is Notification:
-        name = _name_bytes("name", message.name)
-        return b"n%03x%s%08x" % (len(name), name, _payload_size(message.payload))
+        name = _name_bytes("name", values.name)
+        return b"n%03x%s%08x" % (len(name), name, _payload_size(values.payload))
     if cls is Heartbeat:
         return b"h%04x%08x" % (
-            _check_uint("load", message.load, MAX_LOAD),
-            _check_uint("time", message.time, MAX_UINT32),
+            _check_uint("load", values.load, MAX_LOAD),
+            _check_uint("time", values.time, MAX_UINT32),
         )
     if cls is ProtocolError:
-        return b"f%08x" % _check_uint("code", message.code, MAX_UINT32)
+        return b"f%08x" % _check_uint("code", values.code, MAX_UINT32)
     if cls is ProtocolVersion:
-        return b"%02x" % _check_uint("version", message.version, 0xFF)
+        return b"%02x" % _check_uint("version", values.version, 0xFF)
     raise EncodeError(f"not a Gotalk message: {message!r}")
 
 

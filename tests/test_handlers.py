@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from gotalk_lab.handlers import SINGLE, STREAM, Handlers, _wants_peer, json_payload, json_value, to_payload
+from gotalk_lab.handlers import SINGLE, STREAM, Handlers, wants_peer, json_payload, json_value, to_payload
 
 
 def test_to_payload_accepts_bytes_str_and_none_only():
@@ -30,16 +30,16 @@ def test_json_is_compact_utf8_and_an_empty_payload_is_none():
 
 
 def test_a_second_positional_parameter_asks_for_the_peer():
-    assert not _wants_peer(lambda payload: None)
-    assert _wants_peer(lambda payload, peer: None)
-    assert not _wants_peer(lambda payload, *, peer=None: None)  # keyword-only is not the peer
-    assert not _wants_peer(lambda *args: None)
+    assert not wants_peer(lambda payload: None)
+    assert wants_peer(lambda payload, peer: None)
+    assert not wants_peer(lambda payload, *, peer=None: None)  # keyword-only is not the peer
+    assert not wants_peer(lambda *args: None)
 
     def three(a, b, c):
         return None
 
-    assert _wants_peer(functools.partial(three, 1))
-    assert not _wants_peer(len)  # builtins without a signature take the payload only
+    assert wants_peer(functools.partial(three, 1))
+    assert not wants_peer(len)  # builtins without a signature take the payload only
 
 
 def test_handle_registers_as_a_decorator_or_directly():

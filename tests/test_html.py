@@ -80,7 +80,24 @@ def test_bytes_are_shown_as_hex_and_ascii():
 def test_message_accepts_a_value_its_bytes_or_an_annotation():
     message = wire.ErrorResult(b"0001", b"boom")
     assert message_html(message) == message_html(wire.encode(message)) == message_html(annotate(message))
-    assert message._repr_html_() == message_html(message)
+
+
+def test_registered_formatters_show_messages_and_traces_as_html():
+    from IPython.core.formatters import DisplayFormatter
+
+    class Shell:  # what register_formatters needs of an IPython shell
+        display_formatter = DisplayFormatter()
+
+    from gotalk_lab.html import register_formatters, trace_html
+    from gotalk_lab.trace import Trace
+
+    shell = Shell()
+    assert register_formatters(shell)
+    html = shell.display_formatter.formatters["text/html"]
+    message = wire.ErrorResult(b"0001", b"boom")
+    assert html(message) == message_html(message)
+    trace = Trace()
+    assert html(trace) == trace_html(trace)
 
 
 def test_json_payload_is_pretty_printed():

@@ -293,7 +293,7 @@ async def test_a_wrapped_counter_skips_ids_still_in_flight():
     await wait_until(lambda: a.pending_count == 1)
     assert frames(a, OUT, SingleRequest)[-1].message.request_id == b"0000"
     # Make the text counter wrap around to "0000", which is still waiting for its answer.
-    a._next_id = 36**4
+    a.connection.next_id = 36**4
     assert await within(a.request_bytes("echo", b"x")) == b"x"
     assert frames(a, OUT, SingleRequest)[-1].message.request_id == b"0001"
     assert await within(slow) == {"slept": 300}
@@ -306,7 +306,7 @@ async def test_binary_request_ids_are_little_endian_counters_like_the_go_peer():
     b.trace.subscribe(lambda event: event.direction == IN and captured.extend(event.raw))
     for _ in range(2):
         await within(a.request_bytes("echo", b"x"))
-    a._next_id = 0x04030201
+    a.connection.next_id = 0x04030201
     await within(a.request_bytes("echo", b"y"))
     ids = [e.message.request_id for e in frames(a, OUT, SingleRequest)]
     assert ids == [b"\x00\x00\x00\x00", b"\x01\x00\x00\x00", b"\x01\x02\x03\x04"]

@@ -19,6 +19,19 @@ HIGH_WATER = 256 * 1024
 #: Payloads at least this large are written as they are, never joined with
 #: other frames (joining would copy them).
 DIRECT_WRITE_SIZE = 64 * 1024
+#: Seconds a closing side waits for queued bytes (and, on a WebSocket, the
+#: closing handshake) before dropping the connection. Gotalk has no closing
+#: handshake of its own: what is still queued then is best effort, and a side
+#: that never reads must not make closing hang.
+CLOSE_TIMEOUT = 2.0
+
+
+def format_address(address: object) -> str:
+    """A socket address as people write it: ``host:port``, ``[v6 host]:port``; anything else as text."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
 
 
 class Receiver(Protocol):
@@ -59,6 +72,14 @@ class Transport:
 
     def write_buffer_size(self) -> int:
         raise NotImplementedError
+
+    def mark_backlogged(self) -> None:
+        """A subclass's queue went over the high-water mark: ``drain`` waits from now on."""
+        self._writable.clear()
+
+    def mark_writable(self) -> None:
+        """A subclass's queue fell back under the mark: waiting writers go on."""
+        self._writable.set()
 
     @property
     def write_backlogged(self) -> bool:

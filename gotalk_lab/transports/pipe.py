@@ -35,7 +35,7 @@ class PipeTransport(Transport):
             other._inbox.append(payload)
             other._inbox_size += len(payload)
         if other._inbox_size > HIGH_WATER:
-            self._writable.clear()
+            self.mark_backlogged()
         other._schedule()
 
     def write_buffer_size(self) -> int:
@@ -52,7 +52,7 @@ class PipeTransport(Transport):
             return
         chunks, self._inbox, self._inbox_size = self._inbox, [], 0
         if self.other is not None:
-            self.other._writable.set()
+            self.other.mark_writable()
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self.receiver is not None:
             self.receiver.data_received(data)

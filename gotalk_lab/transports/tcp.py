@@ -13,7 +13,7 @@ import asyncio
 import ssl as ssl_module
 from typing import Callable
 
-from .base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport
+from .base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport, format_address
 
 
 class TcpTransport(Transport, asyncio.Protocol):
@@ -35,7 +35,7 @@ class TcpTransport(Transport, asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         remote = transport.get_extra_info("peername")
         tls = "tls" if transport.get_extra_info("sslcontext") else "tcp"
-        self.description = f"{tls} {_address(local)} -> {_address(remote)}"
+        self.description = f"{tls} {format_address(local)} -> {format_address(remote)}"
         if not self.connected.done():
             self.connected.set_result(None)
 
@@ -56,10 +56,10 @@ class TcpTransport(Transport, asyncio.Protocol):
         self._set_closed(exc)
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self.mark_backlogged()
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self.mark_writable()
 
     # -- Transport ------------------------------------------------------------
 
@@ -125,13 +125,6 @@ class TcpTransport(Transport, asyncio.Protocol):
             self._transport.abort()
         else:
             self._set_closed(None)
-
-
-def _address(address) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host = address[0]
-        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-    return str(address)
 
 
 async def open_tcp(host: str, port: int, *, ssl: ssl_module.SSLContext | None = None) -> TcpTransport:

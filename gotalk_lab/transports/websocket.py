@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from .base import HIGH_WATER, Transport
+from .base import CLOSE_TIMEOUT, HIGH_WATER, Transport, format_address
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,6 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 #: gotalk.js's separate ones, and the peer's decoder refuses an oversized
 #: payload from its header with f00000002.
 HEADER_ALLOWANCE = 4111
-#: Seconds ``close`` waits for queued frames and the closing handshake before
-#: dropping the connection: a side that never reads cannot make closing hang.
-CLOSE_TIMEOUT = 2.0
 
 #: Origins a browser may connect from by default: pages served from this
 #: machine only, so that a web page from elsewhere open in the user's browser
@@ -87,6 +84,15 @@ class WebSocketTransport(Transport):
         The WebSocket library refuses such a message from its frame header (it is
         never read into memory) and fails the connection at once; wrapping its
         ``fail`` lets the receiver write its own error (a peer: f00000002) first.
+
+        Why not the public API: websockets offers no hook between "this frame is
+        too big" and its close frame (``max_size`` refusal is internal to the
+        sans-IO ``Protocol``), and raising ``max_size`` to read the message
+        first would let one header make us buffer the whole payload, which is
+        what the limit exists to prevent. ``connection.protocol`` and its
+        ``fail``/``send_binary`` are public names of the library; replacing
+        ``fail`` on this one connection's protocol is the only patching done,
+        and without a ``protocol`` attribute the watch is simply skipped.
         """
         protocol = getattr(self.connection, "protocol", None)
         if protocol is None:  # pragma: no cover - another WebSocket implementation
@@ -154,7 +160,7 @@ class WebSocketTransport(Transport):
             self._queue.append(payload)
             self._queued += len(payload)
         if self._queued > HIGH_WATER:
-            self._writable.clear()
+            self.mark_backlogged()
         self._wakeup.set()
 
     def write_buffer_size(self) -> int:
@@ -172,7 +178,7 @@ class WebSocketTransport(Transport):
                     # other side is not reading) is still ours to worry about.
                     self._queued -= len(message)
                     if self._queued <= HIGH_WATER // 2:
-                        self._writable.set()
+                        self.mark_writable()
                 if self._closing:
                     break
         except (ConnectionClosed, asyncio.CancelledError):
@@ -298,7 +304,7 @@ async def serve_websocket(
 
     async def handler(connection: ServerConnection) -> None:
         remote = connection.remote_address
-        transport = WebSocketTransport(connection, f"ws {path} from {remote[0]}:{remote[1]}" if remote else f"ws {path}")
+        transport = WebSocketTransport(connection, f"ws {path} from {format_address(remote)}" if remote else f"ws {path}")
         on_connection(transport)
         await transport.run()
 

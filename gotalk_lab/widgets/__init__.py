@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import ipywidgets
 
+from ..peer import register_view
 from .composer import Composer
+from .connection_view import ConnectionView
 from .dashboard import Dashboard, lab
 from .frames import FieldTable, FrameView, link
 from .player import Player
 from .timeline import Timeline
+
+# ``peer.timeline()`` is a Timeline of the peer's trace: registered, since the peer never imports widgets.
+register_view("timeline", Timeline)
 
 
 def show(value, *, expect_version: bool | None = None, title: str | None = None) -> ipywidgets.VBox:
@@ -23,4 +28,4 @@ def show(value, *, expect_version: bool | None = None, title: str | None = None)
     return ipywidgets.VBox([frame_view, table])
 
 
-__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "lab", "show"]
+__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "lab", "show"]

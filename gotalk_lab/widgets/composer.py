@@ -20,10 +20,9 @@ from typing import Any
 import ipywidgets
 from html import escape
 
-from ..annotate import annotate, show_bytes
+from ..annotate import annotate, payload_text, show_bytes
 from ..decoder import Waiting
-from ..errors import EncodeError
-from ..peer import ConnectionClosed
+from ..errors import ConnectionClosed, EncodeError
 from ..trace import OUT
 from ..wire import (
     MAX_LOAD,
@@ -201,13 +200,8 @@ def _payload_for_form(payload: Any) -> tuple[str, str]:
     """(text, format) showing ``payload`` in the form: text when it reads as text, else hex."""
     if isinstance(payload, (bytes, bytearray, memoryview)):
         raw = bytes(payload)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.hex(" "), "hex"
-        if all(char.isprintable() or char in "\n\t" for char in text):
-            return text, "text"
-        return raw.hex(" "), "hex"
+        text = payload_text(raw)
+        return (text, "text") if text is not None else (raw.hex(" "), "hex")
     if isinstance(payload, str):
         return payload, "text"
     return json.dumps(payload), "json"
@@ -506,7 +500,7 @@ class Composer(ipywidgets.VBox):
         return self._on_peer_loop(self._write(self._value))
 
     def _on_peer_loop(self, coroutine) -> asyncio.Future:
-        loop = self.peer._loop
+        loop = self.peer.loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -584,7 +578,7 @@ class Composer(ipywidgets.VBox):
         if getattr(item, "direction", OUT) != OUT or self._receiver_scheduled:
             return
         self._receiver_scheduled = True
-        self.peer._loop.call_soon_threadsafe(self._update_receiver)
+        self.peer.loop.call_soon_threadsafe(self._update_receiver)
 
     def _show_sent(self) -> None:
         parts = [part for part in (self._sent, self._waiting_words) if part]

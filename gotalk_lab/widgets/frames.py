@@ -39,7 +39,7 @@ import traitlets
 
 from ..annotate import AnnotatedMessage, Annotation, Field, annotate, annotate_frame, annotate_stream, show_bytes
 from ..decoder import LAYOUTS
-from ..html import FIELD_COLOURS, message_html, stream_html
+from ..html import FIELD_COLOURS, message_html, stream_html, with_html_fallback
 from ..trace import OUT, TraceEvent
 from ..wire import Message
 
@@ -256,20 +256,6 @@ def fields_of(annotation: dict) -> list[dict]:
     fields = [field for message in annotation.get("messages", ()) for field in message["fields"]]
     unfinished = annotation.get("unfinished")
     return fields + (unfinished["fields"] if unfinished else [])
-
-
-def with_html_fallback(bundle: Any, html: str) -> Any:
-    """Add "text/html" to the mime bundle a widget's own ``_repr_mimebundle_`` returned.
-
-    anywidget returns (data, metadata), plain ipywidgets a dict; both keep the widget view,
-    and nbviewer or GitHub, which cannot run it, show the HTML instead.
-    """
-    if bundle is None:
-        return {"text/html": html}
-    if isinstance(bundle, tuple):
-        data, metadata = bundle
-        return {**data, "text/html": html}, metadata
-    return {**bundle, "text/html": html}
 
 
 # -- the widgets --------------------------------------------------------------

@@ -24,22 +24,22 @@ import anywidget
 import ipywidgets
 import traitlets
 
-from ..annotate import VERSION_TYPE, show_bytes
-from ..annotate import _error_code_words  # the words the field table uses for the same codes
-from ..html import trace_html
+from ..annotate import VERSION_TYPE, reads_as_text, show_bytes
+from ..annotate import error_code_words  # the words the field table uses for the same codes
+from ..connection import OPEN_OUTCOMES, RETRYING, STREAMING, answer_outcome
+from ..html import trace_html, with_html_fallback
 from ..trace import Trace, TraceEvent
 from .frames import FieldTable, FrameView
 from .unframed import Unframed, unframed_log
 from ..wire import (
     MAX_LOAD,
-    ErrorResult,
+    RESULT_TYPES,
     Heartbeat,
     Notification,
     ProtocolError,
     ProtocolVersion,
     RetryResult,
     SingleRequest,
-    SingleResult,
     StreamRequest,
     StreamRequestPart,
     StreamResult,
@@ -60,7 +60,6 @@ CLOSED_CHECK_SECONDS = 1.0
 PREVIEW_CHARS = 32
 
 #: Outcomes of an exchange that is still waiting for more frames.
-OPEN_OUTCOMES = frozenset({"pending", "retrying", "stream"})
 
 #: A row, as sent to the browser: one list per frame, in this order (lists, not
 #: dicts: a 10 000-frame history is one long JSON stream, and keys would double it).
@@ -100,7 +99,7 @@ def payload_preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
         # A multi-byte character cut by ``head`` is not binary data.
         cut_short = len(head) < len(payload) and error.start >= len(head) - 3
         text = head[: error.start].decode("utf-8") if cut_short else None
-    if text is None or not (text.isprintable() or all(char.isprintable() or char in "\n\r\t" for char in text)):
+    if text is None or not reads_as_text(text):
         shown = show_bytes(payload[: limit // 2])
         return f'"{shown}{"…" if len(payload) > limit // 2 else ""}"'
     more = len(text) > limit or len(head) < len(payload)
@@ -127,7 +126,7 @@ def frame_detail(event: TraceEvent) -> str:
         moment = datetime.fromtimestamp(message.time, tz=timezone.utc).strftime("%H:%M:%SZ")
         return f"load {message.load * 100 / MAX_LOAD:.0f} % at {moment}"
     if cls is ProtocolError:
-        return f"code {message.code}: {_error_code_words(message.code)[0]}"
+        return f"code {message.code}: {error_code_words(message.code)[0]}"
     payload = message.payload
     preview = payload_preview(payload) if payload else ""
     if cls is RetryResult:
@@ -151,11 +150,6 @@ def frame_label(event: TraceEvent) -> str:
     if detail:
         parts.append(detail)
     return " ".join(parts)
-
-
-def _ends_exchange(message) -> bool:
-    cls = type(message)
-    return cls is SingleResult or cls is ErrorResult or (cls is StreamResult and not message.payload)
 
 
 class Timeline(anywidget.AnyWidget):
@@ -347,13 +341,13 @@ class Timeline(anywidget.AnyWidget):
                     record["r"] += 1  # the same request again, after a RetryResult
                     record["o"] = "pending"
                 if record is not None:
-                    if cls is RetryResult:
-                        record["o"] = "retrying"
+                    outcome = answer_outcome(message) if cls in RESULT_TYPES else None
+                    if outcome == RETRYING:
+                        record["o"] = outcome
                         record["w"] = message.wait
-                    elif cls is StreamResult and message.payload:
-                        record["o"] = "stream"
-                    elif _ends_exchange(message):
-                        outcome = "error" if cls is ErrorResult else "result"
+                    elif outcome == STREAMING:
+                        record["o"] = outcome
+                    elif outcome is not None:
                         changed[exchange_id] = self._close_exchange(record, outcome, event.index, event.time)
                         record = None
                     if record is not None:
@@ -597,16 +591,6 @@ def unframed_title(note: Unframed, lanes: list[str] | tuple[str, str] = ("this s
     writer, reader = (lanes[0], lanes[1]) if note.direction == "out" else (lanes[1], lanes[0])
     where = f"after #{note.after}" if note.after >= 0 else "first"
     return f"{len(note.data)} bytes {writer} → {reader}, {where}, no frame: {note.problem}"
-
-
-def with_html_fallback(bundle: Any, html: str) -> Any:
-    """A widget's mime bundle plus "text/html": nbviewer and GitHub, which cannot run the
-    widget, show the static trace table instead (anywidget returns (data, metadata),
-    plain ipywidgets a dict)."""
-    if isinstance(bundle, tuple):
-        data, metadata = bundle
-        return {**data, "text/html": html}, metadata
-    return {**(bundle or {}), "text/html": html}
 
 
 def _nothing() -> None:

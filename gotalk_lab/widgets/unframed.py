@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from time import monotonic
 from typing import Callable
 from weakref import WeakKeyDictionary
 
@@ -52,9 +51,7 @@ class UnframedLog:
         self._lock = threading.Lock()
 
     def add(self, trace: Trace, after: int, direction: str, data: bytes, problem: str) -> Unframed:
-        # The trace's own clock (private to it): a note sits on the same time axis as its frames.
-        started = getattr(trace, "_started", None)
-        at = monotonic() - started if started is not None else 0.0
+        at = trace.now()  # the trace's clock: a note sits on the same time axis as its frames
         with self._lock:
             note = Unframed(len(self.notes), after, direction, bytes(data), at, problem)
             self.notes.append(note)

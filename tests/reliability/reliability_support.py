@@ -38,10 +38,11 @@ async def wait_until(predicate, seconds: float = BOUND) -> None:
 def assert_tables_empty(peer: Peer) -> None:
     """Nothing of a finished connection is left behind in the peer's state."""
     leftovers = {
-        "requests in flight": peer._pending,
-        "requests being served": peer._serving,
-        "inbound streams": peer._inbound_streams,
-        "refused streams": peer._refused_streams,
+        "requests in flight": peer.connection.requests,
+        "requests being served": peer.connection.serving,
+        "inbound streams": peer.connection.inbound_streams,
+        "refused streams": peer.connection.refused_streams,
+        "unended streams": peer.connection.unended_streams,
         "paused by": peer._paused_by,
         "timers": peer._timers,
         "tasks": {task for task in peer._tasks if not task.done()},

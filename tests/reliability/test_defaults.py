@@ -171,7 +171,7 @@ async def test_the_65th_concurrent_stream_is_told_to_retry_by_default():
         await within(stream.send(b"s%d" % index))
         assert await within(stream.results.get()) == b"s%d" % index
         streams.append(stream)
-    assert len(served._inbound_streams) == 64
+    assert len(served.connection.inbound_streams) == 64
     extra = client.stream_request("held")
     await within(extra.send(b"one too many"))
     with pytest.raises(RetryExhausted, match="request rate limit"):
@@ -179,7 +179,7 @@ async def test_the_65th_concurrent_stream_is_told_to_retry_by_default():
     # A single request to a stream operation holds a stream too: the same limit applies.
     with pytest.raises(RetryExhausted):
         await within(client.request_bytes("held", b"x"))
-    assert len(served._inbound_streams) == 64
+    assert len(served.connection.inbound_streams) == 64
     release.set()
     for stream in streams:
         await within(stream.end())

@@ -94,7 +94,7 @@ async def test_a_header_over_the_limit_trickled_byte_by_byte_is_refused_at_its_l
         raw.transport.write(header[index : index + 1])
         await asyncio.sleep(0)
     await asyncio.sleep(0.01)
-    assert peer.is_open and peer._decoder.buffered == len(header) - 1
+    assert peer.is_open and peer.connection.buffered == len(header) - 1
     raw.transport.write(header[-1:])
     await within(raw.lost.wait())
     assert bytes(raw.received) == b"01f00000002"
@@ -135,7 +135,7 @@ async def test_a_name_size_of_fff_holds_only_the_bytes_that_came_and_the_read_ti
     peer, raw = await peer_and_raw_end(read_timeout=0.3)
     raw.transport.write(b"n" + b"fff" + b"x" * 100)
     await asyncio.sleep(0.05)
-    assert peer.is_open and peer._decoder.buffered == 104  # what was sent; nothing sized by "fff"
+    assert peer.is_open and peer.connection.buffered == 104  # what was sent; nothing sized by "fff"
     await within(raw.lost.wait())
     assert bytes(raw.received) == b"01f00000003"
 

@@ -127,7 +127,7 @@ async def test_the_same_id_in_flight_both_ways_is_not_a_duplicate():
         ours = asyncio.ensure_future(client.request("sleep", {"ms": 100}))
         theirs = asyncio.ensure_future(server_side.request("sleep", {"ms": 100}))
         await wait_until(lambda: client.pending_count == 2 and server_side.pending_count == 2)
-        assert set(client._pending) == set(server_side._pending) == {b"0000"}
+        assert set(client.connection.requests) == set(server_side.connection.requests) == {b"0000"}
         assert await within(ours) == await within(theirs) == {"slept": 100}
         assert client.is_open and server_side.is_open
         await within(client.close())

@@ -236,7 +236,7 @@ async def test_a_frame_one_byte_short_says_the_receiver_waits_for_one_more_byte(
     assert await composer.send_to_peer() is True
     await settle()
     assert composer.waiting == Waiting(24, 1, True)
-    assert b._decoder.waiting() == composer.waiting  # the model agrees with the real receiver
+    assert b.connection.waiting() == composer.waiting  # the model agrees with the real receiver
     assert composer.status == (
         "sent 24 bytes from a to the other side; "
         "the other side holds 24 bytes of an unfinished message and is waiting for 1 more byte"
@@ -256,7 +256,7 @@ async def test_the_wait_is_followed_live_as_more_bytes_go_out_and_when_the_conne
     # bytes the receiver takes as payload. The first Composer's status follows without a send.
     await Composer(peer=a, type="01").send_to_peer()
     await settle()
-    assert header_only.waiting == b._decoder.waiting() == Waiting(15, 3, True)
+    assert header_only.waiting == b.connection.waiting() == Waiting(15, 3, True)
     assert "waiting for 3 more bytes" in header_only.status
     await a.close()
     await settle()
