@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Callable, TextIO
 
-from . import cli_network
+from . import cli_network, wireshark
 from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_stream, show_bytes, to_dict
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 
@@ -63,7 +63,16 @@ stderr names the byte offset, the field and what was expected; exit status 2.
 examples:
   {PROG} decode capture.bin
   printf '01r0001004echo00000005hello' | {PROG} decode --json
-  printf 'R000100000002ok' | {PROG} decode --no-version -"""
+  printf 'R000100000002ok' | {PROG} decode --no-version -
+
+A pcap or pcapng capture (told by its magic number) is read too: every TCP
+connection is reassembled, the Gotalk ones are found by the version handshake (or
+by --port N) and each message is printed with its connection, direction and time;
+with --json the keys "connection" {{"number", "client", "server"}}, "direction"
+("client": bytes from the side that opened the TCP connection, "server") and
+"time" (Unix seconds of the packet that completed the message) are added, and
+"offset" counts from the start of that direction's stream.
+  {PROG} decode capture.pcapng --port 9000 --json"""
 
 
 def add_decode_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -84,11 +93,20 @@ def add_decode_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help='the stream does not start with the version "01" (e.g. bytes cut from the middle of a conversation)',
     )
+    parser.add_argument(
+        "--port", type=int, metavar="N", help="captures: decode the TCP connections on port N as Gotalk (e.g. when the handshake was not captured)"
+    )
     parser.set_defaults(run=cmd_decode)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     try:
+        capture = _open_capture(args.file)
+        if capture is not None:
+            from .capture.cli import decode_capture
+
+            with capture:
+                return decode_capture(capture, args.file, port=args.port, as_json=args.json)
         data = _read_input(args.file)
     except OSError as error:
         _complain(f"cannot read {args.file}: {error.strerror or error}")
@@ -112,6 +130,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
         _complain(f"invalid input at {annotation.error.describe()}")
         return EXIT_INVALID_INPUT
     return EXIT_OK
+
+
+def _open_capture(name: str):
+    """The file opened for streaming when it is a pcap or pcapng capture (by its magic number), else None."""
+    from .capture import capture_format
+
+    source = sys.stdin.buffer if name == "-" else open(name, "rb")
+    head = source.peek(4)[:4] if hasattr(source, "peek") else b""
+    if capture_format(head) is not None:
+        return source
+    if source is not sys.stdin.buffer:
+        source.close()
+    return None
 
 
 def _read_input(name: str) -> bytes:
@@ -221,6 +252,7 @@ def _tolerate_any_text(stream: TextIO) -> None:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_decode_parser,
     cli_network.add_parsers,
+    wireshark.add_parser,
 ]
 
 

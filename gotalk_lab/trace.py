@@ -354,6 +354,19 @@ class Trace:
         return trace
 
 
+    @classmethod
+    def from_pcap(cls, path: str | Path, *, port: int | None = None, cap: int | None = DEFAULT_TRACE_CAP) -> list["Trace"]:
+        """One trace per Gotalk connection in a pcap or pcapng capture, in the order they start.
+
+        ``out`` is what the side that opened the TCP connection sent, ``in`` the other
+        side; times count from the connection's first packet. ``port``: decode the
+        connections on that port as Gotalk even when their handshake was not captured.
+        """
+        from .capture import traces_from_capture
+
+        return traces_from_capture(path, port=port, cap=cap)
+
+
 def event_to_json(event: TraceEvent) -> dict:
     return {"i": event.index, "t": round(event.time, 6), "dir": event.direction, "hex": event.raw.hex()}
 
