@@ -132,10 +132,14 @@ def resync_point(data: bytes, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE, 
 
 
 def _starts_like_gotalk(data: bytes) -> bool:
-    """Two hex digits (the version), then a message type if anything follows."""
+    """Two hex digits (the version), then a message type or at least no third hex digit.
+
+    A bad type byte right after the version is still a Gotalk connection (one with an
+    invalid message, reported as such); a run of hex digits is more likely something else.
+    """
     if len(data) < 2 or data[0] not in _HEX or data[1] not in _HEX:
         return False
-    return len(data) == 2 or data[2] in _TYPE_BYTES
+    return len(data) == 2 or data[2] in _TYPE_BYTES or data[2] not in _HEX
 
 
 class _Connection:
