@@ -78,7 +78,7 @@ async def conversation(address: str) -> None:
 
 def record_conversation(pcap: Path, *extra: str) -> None:
     """Run ``conversation`` through `gotalk-lab tap --pcap` in front of `gotalk-lab serve`."""
-    server, server_address = start("serve", "--tcp", "127.0.0.1:0", "--heartbeat", "0.1", "--buffer-limit", "1", "--read-timeout", "0.6", *extra)
+    server, server_address = start("serve", "--tcp", "127.0.0.1:0", "--heartbeat", "0.1", "--buffer-limit", "1", "--read-timeout", "2", *extra)
     try:
         tap, tap_address = start("tap", "--listen", "127.0.0.1:0", "--upstream", server_address.removeprefix("tcp://"), "--pcap", str(pcap))
         try:
