@@ -10,7 +10,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_PORT ?= 8888
 LAB_IP   ?= 127.0.0.1
 
-.PHONY: install test lab bench fuzz browser clean
+.PHONY: install test lab bench fuzz browser capture-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,22 @@ browser:
 	  else echo "warning: /usr/bin/chromium missing; run 'sudo apt-get install chromium' for the browser tests"; fi; \
 	fi
 
+# Debian's tshark and tcpdump drive the capture tests (tests/capture/). wireshark-common
+# asks whether non-root users may capture; the answer is given here (no), so that
+# apt-get never stops to ask.
+capture-tools:
+	@if ! command -v tshark >/dev/null || ! PATH="$$PATH:/usr/sbin" command -v tcpdump >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections \
+	      && apt-get update -qq \
+	      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark tcpdump >/dev/null) \
+	      || echo "warning: could not install tshark and tcpdump; the capture tests that need them are skipped"; \
+	  else echo "warning: tshark or tcpdump missing; run 'sudo apt-get install tshark tcpdump' for the capture tests"; fi; \
+	fi
+
 # The layers (import-linter contracts in pyproject.toml) and the types of the
 # core (mypy --strict, [tool.mypy]) are checked before the tests run.
-test: install browser
+test: install browser capture-tools
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -12,10 +12,12 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable, TextIO
+from datetime import datetime, timezone
+from typing import BinaryIO, Callable, TextIO
 
-from . import cli_network
-from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_stream, show_bytes, to_dict
+from . import cli_network, wireshark
+from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_frame, annotate_stream, show_bytes, to_dict
+from .capture import CaptureError, CaptureNote, CapturedMessage, capture_format, read_capture
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 
 PROG = "gotalk-lab"
@@ -63,7 +65,16 @@ stderr names the byte offset, the field and what was expected; exit status 2.
 examples:
   {PROG} decode capture.bin
   printf '01r0001004echo00000005hello' | {PROG} decode --json
-  printf 'R000100000002ok' | {PROG} decode --no-version -"""
+  printf 'R000100000002ok' | {PROG} decode --no-version -
+
+A pcap or pcapng capture (told by its magic number) is read too: every TCP
+connection is reassembled, the Gotalk ones are found by the version handshake (or
+by --port N) and each message is printed with its connection, direction and time;
+with --json the keys "connection" {{"number", "client", "server"}}, "direction"
+("client": bytes from the side that opened the TCP connection, "server") and
+"time" (Unix seconds of the packet that completed the message) are added, and
+"offset" counts from the start of that direction's stream.
+  {PROG} decode capture.pcapng --port 9000 --json"""
 
 
 def add_decode_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -84,11 +95,18 @@ def add_decode_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help='the stream does not start with the version "01" (e.g. bytes cut from the middle of a conversation)',
     )
+    parser.add_argument(
+        "--port", type=int, metavar="N", help="captures: decode the TCP connections on port N as Gotalk (e.g. when the handshake was not captured)"
+    )
     parser.set_defaults(run=cmd_decode)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     try:
+        capture = _open_capture(args.file)
+        if capture is not None:
+            with capture:
+                return decode_capture(capture, args.file, port=args.port, as_json=args.json)
         data = _read_input(args.file)
     except OSError as error:
         _complain(f"cannot read {args.file}: {error.strerror or error}")
@@ -112,6 +130,74 @@ def cmd_decode(args: argparse.Namespace) -> int:
         _complain(f"invalid input at {annotation.error.describe()}")
         return EXIT_INVALID_INPUT
     return EXIT_OK
+
+
+def _open_capture(name: str):
+    """The file opened for streaming when it is a pcap or pcapng capture (by its magic number), else None."""
+    source = sys.stdin.buffer if name == "-" else open(name, "rb")
+    head = source.peek(4)[:4] if hasattr(source, "peek") else b""
+    if capture_format(head) is not None:
+        return source
+    if source is not sys.stdin.buffer:
+        source.close()
+    return None
+
+
+# -- decode CAPTURE: the Gotalk messages of a pcap or pcapng file ----------------------
+# The same report as for raw bytes, one message at a time as the capture is streamed,
+# each with its connection, direction and time. Notes (connections skipped, captures
+# starting mid-connection, messages cut short) go to stderr; exit 0, or 2 where the
+# file cannot be read on or a Gotalk stream held invalid bytes; never a traceback.
+
+
+def _when(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def decode_capture(source: BinaryIO, name: str, *, port: int | None, as_json: bool) -> int:
+    """Print every Gotalk message in the capture ``source``; return the exit status."""
+    out = sys.stdout
+    if not as_json:
+        _tolerate_any_text(out)
+    status = EXIT_OK
+    messages = 0
+    connections: set[int] = set()
+    try:
+        for event in read_capture(source, port=port):
+            if isinstance(event, CaptureNote):
+                out.flush()
+                _complain(event.text)
+                if event.error:
+                    status = EXIT_INVALID_INPUT
+                continue
+            messages += 1
+            connections.add(event.connection.number)
+            annotated = annotate_frame(event.frame.header, event.frame.message, offset=event.frame.offset)
+            connection = event.connection
+            if as_json:
+                record = to_dict(annotated)
+                record["connection"] = {"number": connection.number, "client": connection.client_text, "server": connection.server_text}
+                record["direction"] = event.direction
+                record["time"] = round(event.time, 6)
+                out.write(json.dumps(record) + "\n")
+            else:
+                towards = f"{connection.client_text} -> {connection.server_text}" if event.direction == "client" else f"{connection.server_text} -> {connection.client_text}"
+                out.write(f"connection {connection.number}, {event.direction} ({towards}), {_when(event.time)}\n")
+                out.write(format_message(annotated) + "\n")
+    except CaptureError as error:
+        out.flush()
+        _complain(f"{name}: cannot read the capture on at {error}")
+        return EXIT_INVALID_INPUT
+    except BrokenPipeError:
+        raise  # the reader went away: cli.main ends quietly
+    except OSError as error:
+        out.flush()
+        _complain(f"cannot read {name}: {error.strerror or error}")
+        return 1
+    out.flush()
+    if not connections:
+        _complain(f"{name}: no Gotalk connection found" + ("" if port else " (name its port with --port if the handshake was not captured)"))
+    return status
 
 
 def _read_input(name: str) -> bytes:
@@ -221,6 +307,7 @@ def _tolerate_any_text(stream: TextIO) -> None:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_decode_parser,
     cli_network.add_parsers,
+    wireshark.add_parser,
 ]
 
 

@@ -81,6 +81,7 @@ def add_parsers(commands) -> None:
     tap_parser.add_argument("--listen", type=host_port, required=True, metavar="HOST:PORT")
     tap_parser.add_argument("--upstream", type=host_port, required=True, metavar="HOST:PORT")
     tap_parser.add_argument("--trace", metavar="FILE", help="write every frame as a JSON line (with its connection number)")
+    tap_parser.add_argument("--pcap", metavar="FILE", help="also write what is relayed as a pcap file (Wireshark, tshark, `decode` read it)")
     tap_parser.set_defaults(run=cmd_tap)
 
 
@@ -214,6 +215,16 @@ async def _tap(args: argparse.Namespace) -> int:
 
     tap = Tap(*args.upstream)
     trace_file = open(args.trace, "a", encoding="utf-8") if args.trace else None
+    recorder = None
+    if args.pcap:
+        from .tap_pcap import PcapRecorder
+
+        try:
+            recorder = PcapRecorder(args.pcap)
+        except OSError as error:
+            _print(f"gotalk-lab tap: cannot write {args.pcap}: {error.strerror or error}", file=sys.stderr)
+            return 1
+        tap.on_bytes(recorder.on_bytes)
 
     def frame(connection: int, event) -> None:
         arrow = "->" if event.direction == OUT else "<-"
@@ -241,4 +252,6 @@ async def _tap(args: argparse.Namespace) -> int:
         await tap.close()
         if trace_file is not None:
             trace_file.close()
+        if recorder is not None:
+            recorder.close()
     return 0

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from numbers import Real
 
+from .capture import CapturedMessage, read_capture
 from .connect import pipe
 from .decoder import decode
 from .errors import GotalkError, ProtocolViolation
@@ -404,3 +405,34 @@ def check_ping_over_network(answer) -> Verdict:
     if isinstance(answer, (bytes, bytearray)):
         return Verdict(False, f"Got {bytes(answer)!r}; the server's ping answers `ping:` and the payload. {call[0].upper() + call[1:]}.")
     return Verdict(False, f"`answer` should be the bytes the server answered, not {_kind(answer)}: {call}.")
+
+
+# -- tutorial 10: captures ------------------------------------------------------------
+
+
+@_never_raises
+def check_server_message_count(answer, pcap) -> Verdict:
+    """``answer``: how many Gotalk messages the server sent in the capture's last connection."""
+    try:
+        events = [e for e in read_capture(pcap) if isinstance(e, CapturedMessage)]
+    except Exception as error:  # a checker explains, it never raises
+        return Verdict(False, f"the capture could not be read ({error}); run the cells above first")
+    if not events:
+        return Verdict(False, "the capture holds no Gotalk message yet; run the conversation cell above")
+    last = max(e.connection.number for e in events)
+    server = [e for e in events if e.connection.number == last and e.direction == "server"]
+    count = len(server)
+    if answer is None:
+        return Verdict(False, "set answer to a number: the messages the server sent, its version \"01\" included")
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        return Verdict(False, f"answer should be a whole number, not {type(answer).__name__} {answer!r}")
+    if answer == count:
+        return Verdict(True, f"{count}: the server's version, then one answer per request (every stream part counts).")
+    if answer == count - 1:
+        return Verdict(False, f"{answer} is one short: the version \"01\" the server writes first is a message too.")
+    client = sum(1 for e in events if e.connection.number == last and e.direction == "client")
+    if answer == client:
+        return Verdict(False, f"{answer} is what the client sent; count the rows whose direction is \"server\".")
+    if answer == count + client:
+        return Verdict(False, f"{answer} counts both directions; only the server's messages are asked for.")
+    return Verdict(False, f"not {answer}: filter the table above (or tshark's column) on the server's direction and count.")

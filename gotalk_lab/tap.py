@@ -26,6 +26,10 @@ READ_SIZE = 64 * 1024
 
 #: A frame listener: (connection number, event) for frames, (connection number, violation) for bad bytes.
 FrameListener = Callable[[int, TraceEvent], None]
+#: A byte listener: (connection, what, direction, bytes) with what "open" (both sockets are
+#: up; ``client_peer`` and ``upstream_peer`` are set), "data" (bytes just read, before
+#: they are forwarded), "end" (that direction's reader saw end of file) or "close".
+ByteListener = Callable[["TapConnection", str, str, bytes], None]
 
 
 class TapConnection:
@@ -35,6 +39,8 @@ class TapConnection:
         self.number = number
         self.trace = trace
         self.client = ""
+        self.client_peer: tuple | None = None  #: (host, port) of the connecting program
+        self.upstream_peer: tuple | None = None  #: (host, port) of the upstream program
         self.decoders = {
             OUT: Decoder(expect_version=True, max_payload_size=max_payload_size),
             IN: Decoder(expect_version=True, max_payload_size=max_payload_size),
@@ -72,6 +78,7 @@ class Tap:
         self._numbers = itertools.count(1)
         self._frame_listeners: list[FrameListener] = []
         self._violation_listeners: list[Callable[[int, str, ProtocolViolation], None]] = []
+        self._byte_listeners: list[ByteListener] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -80,6 +87,17 @@ class Tap:
 
     def on_violation(self, listener: Callable[[int, str, ProtocolViolation], None]) -> None:
         self._violation_listeners.append(listener)
+
+    def on_bytes(self, listener: ByteListener) -> None:
+        """Hear every byte relayed, as read (``tap --pcap`` writes them as packets)."""
+        self._byte_listeners.append(listener)
+
+    def _tell_bytes(self, connection: TapConnection, what: str, direction: str, data: bytes = b"") -> None:
+        for listener in self._byte_listeners:
+            try:
+                listener(connection, what, direction, data)
+            except Exception:  # a broken recorder must never break the relay
+                log.exception("tap byte listener %r failed", listener)
 
     async def listen(self, host: str, port: int) -> str:
         self._server = await asyncio.start_server(self._serve_client, host, port)
@@ -91,6 +109,7 @@ class Tap:
         self._tasks.add(task)
         connection = TapConnection(next(self._numbers), Trace(cap=self.trace_cap, sides=TAP_SIDES), self.max_payload_size)
         connection.client = format_address(client_writer.get_extra_info("peername"))
+        connection.client_peer = client_writer.get_extra_info("peername")
         self.connections.append(connection)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
@@ -99,6 +118,8 @@ class Tap:
             client_writer.close()
             self._tasks.discard(task)
             return
+        connection.upstream_peer = upstream_writer.get_extra_info("peername")
+        self._tell_bytes(connection, "open", OUT)
         try:
             await asyncio.gather(
                 self._forward(connection, OUT, client_reader, upstream_writer),
@@ -108,11 +129,14 @@ class Tap:
             for writer in (client_writer, upstream_writer):
                 writer.close()
             connection.trace.close_open_exchanges()
+            self._tell_bytes(connection, "close", OUT)
             self._tasks.discard(task)
 
     async def _forward(self, connection: TapConnection, direction: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(READ_SIZE):
+                if self._byte_listeners:
+                    self._tell_bytes(connection, "data", direction, data)
                 writer.write(data)
                 had_violation = direction in connection.violations
                 for event in connection.observe(direction, data):
@@ -122,6 +146,7 @@ class Tap:
                     for listener in self._violation_listeners:
                         listener(connection.number, direction, connection.violations[direction])
                 await writer.drain()  # a slow receiver slows the sender: bounded memory
+            self._tell_bytes(connection, "end", direction)
         except (ConnectionError, OSError):
             pass
         finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Callable, Iterable, Iterator
 
+from .capture import CapturedMessage, read_capture
 from .connection import OPEN_OUTCOMES, answer_outcome
 from .decoder import Decoder
 from .wire import (
@@ -43,6 +44,8 @@ _OTHER = {OUT: IN, IN: OUT}
 DEFAULT_SIDES = ("this side", "other side")
 #: A tap's sides: OUT is what the connecting program sent, IN what the upstream program answered.
 TAP_SIDES = ("client", "upstream")
+#: A capture's two sides: who opened the TCP connection, and who accepted it.
+CAPTURE_SIDES = ("client", "server")
 
 #: Events kept by default: enough for a long classroom session, small enough
 #: (a few hundred bytes each plus payloads) not to matter in a kernel.
@@ -115,6 +118,7 @@ class Trace:
         self.cap = cap
         self.enabled = enabled
         self.sides = _two_names(sides)
+        self.connection: str | None = None  #: a capture's connection, both endpoints
         self._events: deque[TraceEvent] = deque(maxlen=cap)
         self._exchanges: dict[int, Exchange] = {}
         self._dropped = 0
@@ -361,6 +365,28 @@ class Trace:
             header, message = frame_from_bytes(raw)
             trace.record(record["dir"], header, message, at=record["t"])
         return trace
+
+    @classmethod
+    def from_pcap(cls, path: str | Path, *, port: int | None = None, cap: int | None = DEFAULT_TRACE_CAP) -> list["Trace"]:
+        """One trace per Gotalk connection in a pcap or pcapng capture, in the order they start.
+
+        ``out`` is what the side that opened the TCP connection sent, ``in`` the other
+        side; times count from the connection's first packet. ``port``: decode the
+        connections on that port as Gotalk even when their handshake was not captured.
+        """
+        traces: dict[int, Trace] = {}
+        for event in read_capture(path, port=port):
+            if not isinstance(event, CapturedMessage):
+                continue
+            connection = event.connection
+            trace = traces.get(connection.number)
+            if trace is None:
+                trace = traces[connection.number] = cls(cap=cap, sides=CAPTURE_SIDES)
+                trace.started_wall = connection.first_time
+                trace.connection = connection.describe()
+            direction = OUT if event.direction == "client" else IN
+            trace.record(direction, event.frame.header, event.frame.message, at=max(0.0, event.time - trace.started_wall))
+        return list(traces.values())
 
 
 def _two_names(sides) -> tuple[str, str]:

@@ -31,6 +31,7 @@ TUTORIALS = [
     "06-notifications-heartbeats",
     "07-network",
     "08-classroom-demo",
+    "10-captures",
 ]
 #: Each tutorial must run in under this; the issue asks for 30 s on a classroom machine.
 BUDGET_SECONDS = 30
