@@ -24,6 +24,7 @@ from .errors import (
     RequestError,
     RetryExhausted,
 )
+from .findings import Finding, Undecodable, findings
 from .handlers import Handlers
 from .peer import Peer, PeerState
 from .trace import IN, OUT, Exchange, Trace, TraceEvent
@@ -125,6 +126,9 @@ __all__ = [
     "Address",
     "parse_address",
     "Trace",
+    "findings",
+    "Finding",
+    "Undecodable",
     "TraceEvent",
     "Exchange",
     "IN",
