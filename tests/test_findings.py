@@ -212,3 +212,41 @@ def test_findings_are_frozen_and_serialisable_and_show_as_markers_and_text():
 def test_bad_peer_kind_is_refused():
     with pytest.raises(ValueError):
         gl.findings(make(), peer_kind="python")
+
+
+# -- the decode command ------------------------------------------------------------
+
+
+def _decode(capsys, monkeypatch, data: bytes, *args):
+    import io
+    import sys
+
+    from gotalk_lab import cli
+
+    class Stdin:
+        buffer = io.BufferedReader(io.BytesIO(data))
+
+    monkeypatch.setattr(sys, "stdin", Stdin)
+    status = cli.main(["decode", *args, "-"])
+    return status, capsys.readouterr()
+
+
+def test_decode_text_ends_with_the_findings_section(capsys, monkeypatch):
+    status, out = _decode(capsys, monkeypatch, b"01r0001004echo00000005hello")
+    assert status == 0 and out.out.endswith("\nfindings: none\n")
+    status, out = _decode(capsys, monkeypatch, b"01r0001004echo00000005hellor0001004echo00000005hello")
+    assert out.out.endswith("[request-id-reused; frames #1, #2]\n") and "\nfindings: 1\n  error: " in out.out
+
+
+def test_decode_json_ends_with_one_findings_line(capsys, monkeypatch):
+    import json
+
+    status, out = _decode(capsys, monkeypatch, b"01p000900000000", "--json")
+    last = json.loads(out.out.splitlines()[-1])
+    assert status == 0 and [f["rule"] for f in last["findings"]] == ["unknown-exchange"] and last["findings"][0]["frames"] == [1]
+    # Bytes that are not Gotalk: the messages, the findings line, exit 2.
+    status, out = _decode(capsys, monkeypatch, b"01x000100000000", "--json")
+    assert status == 2 and json.loads(out.out.splitlines()[-1])["findings"][0]["rule"] == "unknown-message-type"
+    # One side's bytes: a result with no request in sight is not a finding.
+    status, out = _decode(capsys, monkeypatch, b"R000100000002ok", "--json", "--no-version")
+    assert json.loads(out.out.splitlines()[-1]) == {"findings": []}
