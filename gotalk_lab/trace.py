@@ -355,6 +355,8 @@ class Trace:
                     connection = record["conn"]
                 if record["conn"] != connection:
                     continue
+            if "findings" in record:  # a tap's Expert Info on the connection, not a frame
+                continue
             if "gotalk_lab_trace" in record:
                 trace.started_wall = record.get("started", trace.started_wall)
                 trace.dropped = record.get("dropped", 0)
