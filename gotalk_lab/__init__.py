@@ -65,6 +65,8 @@ def _load_view(name: str) -> None:
 
 
 _peer.view_loader = _load_view
+# ``trace.findings()`` runs the findings rules, which sit in a layer above the trace.
+Trace.findings_runner = findings
 # In a notebook, messages and traces display as HTML (a no-op elsewhere).
 _html.register_formatters()
 

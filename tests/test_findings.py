@@ -209,6 +209,11 @@ def test_findings_are_frozen_and_serialisable_and_show_as_markers_and_text():
     assert format_findings(found).startswith("findings: 2") and format_findings([]) == "findings: none\n"
 
 
+def test_trace_findings_is_gl_findings():
+    trace = make((1, IN, ProtocolError(2)))
+    assert trace.findings() == gl.findings(trace) and trace.findings(rules=["version-mismatch"]) == []
+
+
 def test_bad_peer_kind_is_refused():
     with pytest.raises(ValueError):
         gl.findings(make(), peer_kind="python")
