@@ -13,7 +13,7 @@ Bytes that could not be decoded never become trace events; whoever read them (th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
@@ -160,7 +160,9 @@ def findings(
     chosen = RULES if rules is None else {name: RULES[name] for name in rules}
     found: list[Finding] = []
     for check in chosen.values():
-        found.extend(check(context))
+        for finding in check(context):
+            sentence = finding.sentence[:1].upper() + finding.sentence[1:]  # (it starts with a side's name)
+            found.append(finding if sentence == finding.sentence else replace(finding, sentence=sentence))
     return found
 
 
@@ -213,6 +215,11 @@ def _bookkeep(context: Context) -> None:
                 context.unanswered.append(first)
 
 
+def _id(request_id: bytes) -> str:
+    """A request ID as the timeline shows it: printable ASCII as is, other bytes as \\xNN."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b != 34 else f"\\x{b:02x}" for b in request_id) + '"'
+
+
 def _name(event: TraceEvent) -> str:
     return type(event.message).__name__
 
@@ -259,7 +266,7 @@ def _request_id_reused(context: Context) -> Iterable[Finding]:
             "request-id-reused",
             ERROR,
             (earlier, later),
-            f"{context.side(event.direction)} reused request ID {event.message.request_id!r} while the request #{earlier} "
+            f"{context.side(event.direction)} reused request ID {_id(event.message.request_id)} while the request #{earlier} "
             "with that ID was still in flight: no answer can be told apart any more.",
         )
 
@@ -274,7 +281,7 @@ def _unknown_exchange(context: Context) -> Iterable[Finding]:
                 "unknown-exchange",
                 ERROR,
                 (event.index,),
-                f"{context.side(event.direction)} sent a stream part for ID {event.message.request_id!r}, a stream it never "
+                f"{context.side(event.direction)} sent a stream part for ID {_id(event.message.request_id)}, a stream it never "
                 "started: the Go peer closes the connection.",
             )
         elif not context.one_sided and _OTHER[event.direction] in context.requested:
@@ -282,7 +289,7 @@ def _unknown_exchange(context: Context) -> Iterable[Finding]:
                 "unknown-exchange",
                 ERROR,
                 (event.index,),
-                f"{context.side(event.direction)} sent a {_name(event)} for ID {event.message.request_id!r}, "
+                f"{context.side(event.direction)} sent a {_name(event)} for ID {_id(event.message.request_id)}, "
                 "which matches no request in flight.",
             )
 
