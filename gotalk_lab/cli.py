@@ -19,7 +19,7 @@ from . import cli_network, wireshark
 from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_frame, annotate_stream, show_bytes, to_dict
 from .capture import CaptureError, CaptureNote, CapturedMessage, capture_format, read_capture
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
-from .findings import findings, format_findings, read_conversation
+from .findings import Undecodable, findings, format_findings, read_conversation
 from .trace import CAPTURE_SIDES, IN, OUT, Trace
 
 PROG = "gotalk-lab"
@@ -179,9 +179,14 @@ def decode_capture(source: BinaryIO, name: str, *, port: int | None, as_json: bo
     messages = 0
     connections: set[int] = set()
     traces: dict[int, tuple[Trace, str]] = {}  # per connection: its messages, for the findings
+    invalid: dict[int, list[Undecodable]] = {}  # per connection: its bytes that are not Gotalk
     try:
         for event in read_capture(source, port=port):
             if isinstance(event, CaptureNote):
+                if event.violation is not None and event.connection is not None:
+                    invalid.setdefault(event.connection.number, []).append(
+                        Undecodable(OUT if event.direction == "client" else IN, event.violation)
+                    )
                 out.flush()
                 _complain(event.text)
                 if event.error:
@@ -216,23 +221,24 @@ def decode_capture(source: BinaryIO, name: str, *, port: int | None, as_json: bo
         out.flush()
         _complain(f"cannot read {name}: {error.strerror or error}")
         return 1
-    _write_capture_findings(out, traces, as_json)
+    _write_capture_findings(out, traces, invalid, as_json)
     out.flush()
     if not connections:
         _complain(f"{name}: no Gotalk connection found" + ("" if port else " (name its port with --port if the handshake was not captured)"))
     return status
 
 
-def _write_capture_findings(out: TextIO, traces: dict[int, tuple[Trace, str]], as_json: bool) -> None:
+def _write_capture_findings(out: TextIO, traces: dict[int, tuple[Trace, str]], invalid: dict[int, list[Undecodable]], as_json: bool) -> None:
     """Expert Info per connection: a "findings:" block each, or one JSON line of them all."""
     if as_json:
         listed = []
         for number, (trace, _) in traces.items():
-            listed += [dict(finding.to_dict(), connection=number) for finding in findings(trace)]
+            listed += [dict(finding.to_dict(), connection=number) for finding in findings(trace, undecodable=invalid.get(number, ()))]
         out.write(json.dumps({"findings": listed}) + "\n")
         return
     for number, (trace, endpoints) in traces.items():
-        out.write("\n" + format_findings(findings(trace), f"findings, connection {number} ({endpoints})"))
+        found = findings(trace, undecodable=invalid.get(number, ()))
+        out.write("\n" + format_findings(found, f"findings, connection {number} ({endpoints})"))
 
 
 def _read_input(name: str) -> bytes:

@@ -187,3 +187,9 @@ def test_decode_capture_reports_findings_per_connection(tmp_path):
     assert "[unknown-exchange; frames #3]" in section and "[protocol-error; frames #4]" in section
     listed = json.loads(decode(str(tmp_path / "bad.pcap"), "--json").stdout.splitlines()[-1])["findings"]
     assert [(f["rule"], f["severity"], f["connection"]) for f in listed] == [("unknown-exchange", "error", 1), ("protocol-error", "error", 1)]
+
+
+def test_decode_capture_findings_include_bytes_that_are_not_gotalk(tmp_path):
+    _write(tmp_path / "x.pcap", client=b"01x000100000000")
+    done = decode(str(tmp_path / "x.pcap"))
+    assert done.returncode == 2 and "[unknown-message-type]" in done.stdout.split("findings, connection 1")[1]
