@@ -24,6 +24,7 @@ from .errors import (
     RequestError,
     RetryExhausted,
 )
+from .findings import Finding, Undecodable, findings
 from .handlers import Handlers
 from .peer import Peer, PeerState
 from .trace import IN, OUT, Exchange, Trace, TraceEvent
@@ -64,6 +65,8 @@ def _load_view(name: str) -> None:
 
 
 _peer.view_loader = _load_view
+# ``trace.findings()`` runs the findings rules, which sit in a layer above the trace.
+Trace.findings_runner = findings
 # In a notebook, messages and traces display as HTML (a no-op elsewhere).
 _html.register_formatters()
 
@@ -125,6 +128,9 @@ __all__ = [
     "Address",
     "parse_address",
     "Trace",
+    "findings",
+    "Finding",
+    "Undecodable",
     "TraceEvent",
     "Exchange",
     "IN",

@@ -19,6 +19,8 @@ from . import cli_network, wireshark
 from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_frame, annotate_stream, show_bytes, to_dict
 from .capture import CaptureError, CaptureNote, CapturedMessage, capture_format, read_capture
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
+from .findings import Undecodable, findings, format_findings, read_conversation
+from .trace import CAPTURE_SIDES, IN, OUT, Trace
 
 PROG = "gotalk-lab"
 
@@ -59,6 +61,14 @@ DECODE_EPILOG = f"""\
   "fields"   [{{"name", "start", "end", "value", "meaning", ...}}] absolute offsets,
              end exclusive; byte values are hex, other fields add "raw" (hex)
 
+After the messages comes Expert Info: what the rules of gl.findings found (a
+gotalk.js peer sent what it cannot read, an ID reused in flight, a part or result
+of no exchange, a version mismatch, bytes that are not Gotalk, ...). The text
+report ends with a "findings:" section (one line each: severity, sentence, rule,
+frames); --json ends with one line {{"findings": [{{"rule", "severity", "frames",
+"sentence"}}, ...]}}, "frames" counting messages from 0 (the version included).
+A raw stream is one side's bytes, so answers are not matched with requests there.
+
 Invalid or truncated input: the messages before it are printed, then one line on
 stderr names the byte offset, the field and what was expected; exit status 2.
 
@@ -73,7 +83,9 @@ by --port N) and each message is printed with its connection, direction and time
 with --json the keys "connection" {{"number", "client", "server"}}, "direction"
 ("client": bytes from the side that opened the TCP connection, "server") and
 "time" (Unix seconds of the packet that completed the message) are added, and
-"offset" counts from the start of that direction's stream.
+"offset" counts from the start of that direction's stream. Findings are made per
+connection (the "findings:" section has one block each; in --json each finding adds
+"connection": its number), "frames" counting that connection's messages from 0.
   {PROG} decode capture.pcapng --port 9000 --json"""
 
 
@@ -117,14 +129,18 @@ def cmd_decode(args: argparse.Namespace) -> int:
     annotation = annotate_stream(
         data, expect_version=args.expect_version, max_payload_size=max(len(data), DEFAULT_MAX_PAYLOAD_SIZE)
     )
+    trace, bad = read_conversation([(0.0, OUT, data)], expect_version=args.expect_version)
+    found = findings(trace, undecodable=bad, one_sided=True)
     out = sys.stdout
     if args.json:
         for message in annotation.messages:
             # ASCII-only JSON survives any terminal encoding and stays valid JSON.
             out.write(json.dumps(to_dict(message)) + "\n")
+        out.write(json.dumps({"findings": [finding.to_dict() for finding in found]}) + "\n")
     else:
         _tolerate_any_text(out)
         out.write(format_annotation(annotation))
+        out.write("\n" + format_findings(found))
     out.flush()
     if annotation.error is not None:
         _complain(f"invalid input at {annotation.error.describe()}")
@@ -162,9 +178,15 @@ def decode_capture(source: BinaryIO, name: str, *, port: int | None, as_json: bo
     status = EXIT_OK
     messages = 0
     connections: set[int] = set()
+    traces: dict[int, tuple[Trace, str]] = {}  # per connection: its messages, for the findings
+    invalid: dict[int, list[Undecodable]] = {}  # per connection: its bytes that are not Gotalk
     try:
         for event in read_capture(source, port=port):
             if isinstance(event, CaptureNote):
+                if event.violation is not None and event.connection is not None:
+                    invalid.setdefault(event.connection.number, []).append(
+                        Undecodable(OUT if event.direction == "client" else IN, event.violation)
+                    )
                 out.flush()
                 _complain(event.text)
                 if event.error:
@@ -174,6 +196,11 @@ def decode_capture(source: BinaryIO, name: str, *, port: int | None, as_json: bo
             connections.add(event.connection.number)
             annotated = annotate_frame(event.frame.header, event.frame.message, offset=event.frame.offset)
             connection = event.connection
+            held = traces.get(connection.number)
+            if held is None:
+                held = traces[connection.number] = (Trace(cap=None, sides=CAPTURE_SIDES), f"{connection.client_text} -> {connection.server_text}")
+                held[0].started_wall = event.time
+            held[0].record(OUT if event.direction == "client" else IN, event.frame.header, event.frame.message, at=max(0.0, event.time - held[0].started_wall))
             if as_json:
                 record = to_dict(annotated)
                 record["connection"] = {"number": connection.number, "client": connection.client_text, "server": connection.server_text}
@@ -194,10 +221,24 @@ def decode_capture(source: BinaryIO, name: str, *, port: int | None, as_json: bo
         out.flush()
         _complain(f"cannot read {name}: {error.strerror or error}")
         return 1
+    _write_capture_findings(out, traces, invalid, as_json)
     out.flush()
     if not connections:
         _complain(f"{name}: no Gotalk connection found" + ("" if port else " (name its port with --port if the handshake was not captured)"))
     return status
+
+
+def _write_capture_findings(out: TextIO, traces: dict[int, tuple[Trace, str]], invalid: dict[int, list[Undecodable]], as_json: bool) -> None:
+    """Expert Info per connection: a "findings:" block each, or one JSON line of them all."""
+    if as_json:
+        listed = []
+        for number, (trace, _) in traces.items():
+            listed += [dict(finding.to_dict(), connection=number) for finding in findings(trace, undecodable=invalid.get(number, ()))]
+        out.write(json.dumps({"findings": listed}) + "\n")
+        return
+    for number, (trace, endpoints) in traces.items():
+        found = findings(trace, undecodable=invalid.get(number, ()))
+        out.write("\n" + format_findings(found, f"findings, connection {number} ({endpoints})"))
 
 
 def _read_input(name: str) -> bytes:

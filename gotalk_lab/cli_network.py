@@ -80,7 +80,7 @@ def add_parsers(commands) -> None:
     )
     tap_parser.add_argument("--listen", type=host_port, required=True, metavar="HOST:PORT")
     tap_parser.add_argument("--upstream", type=host_port, required=True, metavar="HOST:PORT")
-    tap_parser.add_argument("--trace", metavar="FILE", help="write every frame as a JSON line (with its connection number)")
+    tap_parser.add_argument("--trace", metavar="FILE", help="write every frame as a JSON line (with its connection number); when a connection ends, a line {\"conn\": N, \"findings\": [...]}, its Expert Info, also printed as \"[N] finding: ...\" lines")
     tap_parser.add_argument("--pcap", metavar="FILE", help="also write what is relayed as a pcap file (Wireshark, tshark, `decode` read it)")
     tap_parser.set_defaults(run=cmd_tap)
 
@@ -237,8 +237,17 @@ async def _tap(args: argparse.Namespace) -> int:
         side = "connecting program" if direction == OUT else "upstream"
         _print(f"[{connection}] invalid bytes from the {side}: {error} (still forwarded, no longer decoded)", file=sys.stderr)
 
+    def closed(connection) -> None:
+        found = connection.findings()
+        for finding in found:
+            _print(f"[{connection.number}] finding: {finding}")
+        if trace_file is not None and not trace_file.closed:
+            trace_file.write(json.dumps({"conn": connection.number, "findings": [finding.to_dict() for finding in found]}) + "\n")
+            trace_file.flush()
+
     tap.on_frame(frame)
     tap.on_violation(violation)
+    tap.on_close(closed)
     try:
         address = await tap.listen(*args.listen)
     except OSError as error:

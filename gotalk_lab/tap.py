@@ -16,6 +16,7 @@ from typing import Callable
 
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder
 from .errors import ProtocolViolation
+from .findings import Finding, Undecodable, findings
 from .trace import IN, OUT, TAP_SIDES, Trace, TraceEvent
 from .transports.base import format_address
 
@@ -60,6 +61,11 @@ class TapConnection:
             frames = violation.messages
         return [event for frame in frames if (event := self.trace.record(direction, frame.header, frame.message))]
 
+    def findings(self, **options) -> list[Finding]:
+        """Expert Info on this connection so far (its bad bytes included), by the trace's clock."""
+        undecodable = [Undecodable(direction, error) for direction, error in self.violations.items()]
+        return findings(self.trace, undecodable=undecodable, now=self.trace.now(), **options)
+
 
 class Tap:
     """``listen`` -> client connects -> tap connects to ``upstream`` -> both ways recorded.
@@ -79,6 +85,7 @@ class Tap:
         self._frame_listeners: list[FrameListener] = []
         self._violation_listeners: list[Callable[[int, str, ProtocolViolation], None]] = []
         self._byte_listeners: list[ByteListener] = []
+        self._close_listeners: list[Callable[[TapConnection], None]] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -87,6 +94,10 @@ class Tap:
 
     def on_violation(self, listener: Callable[[int, str, ProtocolViolation], None]) -> None:
         self._violation_listeners.append(listener)
+
+    def on_close(self, listener: Callable[["TapConnection"], None]) -> None:
+        """Hear each connection once it has ended (its trace complete; ``findings`` tells what it found)."""
+        self._close_listeners.append(listener)
 
     def on_bytes(self, listener: ByteListener) -> None:
         """Hear every byte relayed, as read (``tap --pcap`` writes them as packets)."""
@@ -130,6 +141,11 @@ class Tap:
                 writer.close()
             connection.trace.close_open_exchanges()
             self._tell_bytes(connection, "close", OUT)
+            for listener in self._close_listeners:
+                try:
+                    listener(connection)
+                except Exception:  # a broken listener must never break the relay
+                    log.exception("tap close listener %r failed", listener)
             self._tasks.discard(task)
 
     async def _forward(self, connection: TapConnection, direction: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -114,6 +114,19 @@ class Trace:
     the writer of OUT frames first, then the writer of IN frames.
     """
 
+    #: ``gotalk_lab.findings.findings``, set by the package (it sits in a layer above the trace).
+    findings_runner: Callable[..., list] | None = None
+
+    def findings(self, **options) -> list:
+        """Expert Info on this trace: ``gotalk_lab.findings(trace, **options)``."""
+        runner = Trace.findings_runner
+        if runner is None:
+            from importlib import import_module
+
+            import_module(__package__ or "gotalk_lab")  # the package sets the runner when loaded
+            runner = Trace.findings_runner
+        return runner(self, **options)  # type: ignore[misc]
+
     def __init__(self, cap: int | None = DEFAULT_TRACE_CAP, *, enabled: bool = True, sides: tuple[str, str] = DEFAULT_SIDES) -> None:
         self.cap = cap
         self.enabled = enabled
@@ -355,6 +368,8 @@ class Trace:
                     connection = record["conn"]
                 if record["conn"] != connection:
                     continue
+            if "findings" in record:  # a tap's Expert Info on the connection, not a frame
+                continue
             if "gotalk_lab_trace" in record:
                 trace.started_wall = record.get("started", trace.started_wall)
                 trace.dropped = record.get("dropped", 0)

@@ -73,7 +73,10 @@ def _write(tmp_path: Path, name: str, data: bytes | None = None) -> Path:
 
 
 def _json_lines(stdout: bytes) -> list[dict]:
-    return [json.loads(line) for line in stdout.decode("ascii").splitlines()]
+    """The message lines of --json output (the final ``{"findings": [...]}`` line checked and left off)."""
+    records = [json.loads(line) for line in stdout.decode("ascii").splitlines()]
+    assert records and set(records[-1]) == {"findings"}, records[-1:]
+    return records[:-1]
 
 
 @pytest.mark.parametrize("name", GOOD)

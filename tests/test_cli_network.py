@@ -131,7 +131,7 @@ def test_tap_prints_and_records_frames_between_two_programs(server, tmp_path):
     finally:
         code, printed, _ = tap.stop()
     assert code == 0
-    frame_lines = [line for line in printed.splitlines() if line.startswith("[1]")]
+    frame_lines = [line for line in printed.splitlines() if line.startswith("[1]") and " finding: " not in line]
     assert [line.split()[3] for line in frame_lines] == ["->", "<-", "->", "<-", "->", "<-"]
     assert "callback" in frame_lines[2] and "ping" in frame_lines[3] and "pong:ping:q" in frame_lines[5]
     records = [json.loads(line) for line in trace_file.read_text().splitlines()]
@@ -142,6 +142,30 @@ def test_tap_prints_and_records_frames_between_two_programs(server, tmp_path):
     ]
     outcomes = sorted((exchange.operation, exchange.outcome) for exchange in trace.exchanges.values())
     assert outcomes == [("callback", "result"), ("ping", "result")]
+
+
+def test_tap_tells_a_connections_findings_when_it_ends(server, tmp_path):
+    upstream = server.addresses()[0].removeprefix("tcp://")
+    trace_file = tmp_path / "tap.jsonl"
+    tap = Background("tap", "--listen", "127.0.0.1:0", "--upstream", upstream, "--trace", str(trace_file))
+    try:
+        host, port = tap.addresses()[0].removeprefix("tcp://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(b"01p000900000000")  # a part of a stream never started
+            while connection.recv(4096):  # until the upstream (through the tap) closes
+                pass
+        deadline = time.monotonic() + 10
+        while '"findings"' not in trace_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        code, printed, _ = tap.stop()
+    assert code == 0
+    finding_lines = [line for line in printed.splitlines() if line.startswith("[1] finding: ")]
+    assert any("[unknown-exchange; frames #1]" in line for line in finding_lines), printed
+    records = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    told = [record for record in records if "findings" in record]
+    assert told[0]["conn"] == 1 and "unknown-exchange" in {finding["rule"] for finding in told[0]["findings"]}
+    assert len(Trace.from_json(records)) == sum("hex" in record for record in records)  # the findings line is not a frame
 
 
 # -- conformance: a stream request whose first part is empty --------------------------

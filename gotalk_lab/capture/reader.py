@@ -50,6 +50,8 @@ class CaptureNote:
     connection: TcpConnection | None
     text: str
     error: bool = False
+    direction: str | None = None  #: "client" or "server", for a note on one direction's bytes
+    violation: ProtocolViolation | None = None  #: the decoder's error, for invalid Gotalk bytes
 
 
 CaptureEvent = Union[CapturedMessage, CaptureNote]
@@ -258,7 +260,8 @@ def _decode(connection: _Connection, direction: str, moment: float, data: bytes,
             yield CapturedMessage(tcp, direction, moment, frame._replace(offset=frame.offset + state.base))
         yield CaptureNote(tcp, f"{tcp.describe()}, {direction} bytes: invalid at stream byte "
                           f"{violation.offset + state.base} ({violation.field}: expected {violation.expected}, "
-                          f"found {violation.found}); the rest of this direction is not decoded", error=True)
+                          f"found {violation.found}); the rest of this direction is not decoded", error=True,
+                          direction=direction, violation=violation)
         return
     except _Lost as lost:
         yield CaptureNote(tcp, f"{tcp.describe()}, {direction} bytes: {lost}; this direction is not decoded")

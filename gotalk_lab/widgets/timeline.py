@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import anywidget
 import ipywidgets
@@ -27,6 +28,9 @@ import traitlets
 from ..annotate import VERSION_TYPE, reads_as_text, show_bytes
 from ..annotate import error_code_words  # the words the field table uses for the same codes
 from ..connection import OPEN_OUTCOMES, RETRYING, STREAMING, answer_outcome
+from ..findings import Finding
+from ..findings import findings as run_findings
+from ..findings import markers as markers_of
 from ..html import trace_html, with_html_fallback
 from ..trace import Trace, TraceEvent
 from .frames import FieldTable, FrameView
@@ -45,6 +49,8 @@ from ..wire import (
     StreamResult,
 )
 
+log = logging.getLogger(__name__)
+
 STATIC = Path(__file__).parent / "static"
 
 #: Rows per custom message: one message stays well under a megabyte of JSON,
@@ -56,6 +62,8 @@ SYNC_BATCH = 100
 #: While exchanges are open, look this often for ones closed without a frame
 #: (a connection that ended while they waited).
 CLOSED_CHECK_SECONDS = 1.0
+#: Seconds at least between two runs of the findings rules over a live trace (they read it all).
+FINDINGS_INTERVAL = 1.0
 #: Payload characters shown in a row label; the full frame is one click away.
 PREVIEW_CHARS = 32
 
@@ -193,6 +201,8 @@ class Timeline(anywidget.AnyWidget):
     #: Filters set from the header: type characters and operation names not drawn.
     hidden_types = traitlets.List(traitlets.Unicode()).tag(sync=True)
     hidden_operations = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: Expert Info badges by event index (as a string): {"severity", "symbol", "text": [sentences]}.
+    markers = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -203,6 +213,7 @@ class Timeline(anywidget.AnyWidget):
         frame_view: Any = None,
         lanes: tuple[str, str] | list[str] | None = None,
         detail: bool | None = None,
+        findings: dict | bool = True,
         **kwargs: Any,
     ) -> None:
         if trace is None:
@@ -232,7 +243,14 @@ class Timeline(anywidget.AnyWidget):
         self._seq = 0  # number of the last "append" message
         self._flush_handle: asyncio.Handle | threading.Timer | None = None
         self._watch_handle: asyncio.Handle | None = None
+        self._findings_handle: asyncio.Handle | None = None
         self._last_flush = float("-inf")
+        #: Options for ``gotalk_lab.findings`` (False: no Expert Info); ``findings`` holds the last result.
+        self.findings_options: dict | None = None if findings is False else ({} if findings is True else dict(findings))
+        self.findings: list[Finding] = []
+        self._findings_at = float("-inf")
+        self._findings_stale = False
+        self._findings_listeners: list[Callable[[list[Finding]], None]] = []
         with self._lock:
             self._unsubscribe = trace.subscribe(self._on_event)
             self._unsubscribe_notes = self._unframed.subscribe(self._on_note)
@@ -241,6 +259,7 @@ class Timeline(anywidget.AnyWidget):
             self._find_closed({})  # the connection may have ended already
             self.frame_count = self._upto + 1
             self.dropped = trace.dropped
+            self.update_findings()
         self.on_msg(self._on_custom_message)
         self.observe(self._on_selected, "selected")
         self.observe(self._on_paused, "paused")
@@ -448,7 +467,59 @@ class Timeline(anywidget.AnyWidget):
             self.held = 0
             self.frame_count = self._upto + 1
             self.dropped = self.trace.dropped
+            if rows or changed or self._findings_stale or self._open:  # (open ones may go unanswered)
+                self._findings_stale = True
+                self._maybe_update_findings()
             self._watch_for_closed()
+
+    # -- Expert Info ----------------------------------------------------------------
+
+    def _maybe_update_findings(self) -> None:
+        """Recompute the findings at most once per ``FINDINGS_INTERVAL`` (a later flush catches up)."""
+        wait = self._findings_at + FINDINGS_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self.update_findings()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the next flush (or ``update_findings()``) catches up
+        if self._findings_handle is None:
+            self._findings_handle = loop.call_later(wait, self._findings_fired)
+
+    def _findings_fired(self) -> None:
+        self._findings_handle = None
+        with self._lock:
+            if self._findings_stale:
+                self.update_findings()
+
+    def update_findings(self) -> list[Finding]:
+        """Run the findings rules over the trace now (by its own clock) and refresh ``markers``."""
+        self._findings_at = time.monotonic()
+        self._findings_stale = False
+        if self.findings_options is None:
+            return self.findings
+        for _attempt in range(3):
+            try:
+                found = run_findings(self.trace, now=self.trace.now(), **self.findings_options)
+                break
+            except RuntimeError:  # the recording thread appended while the rules read: read again
+                continue
+        else:
+            return self.findings
+        self.findings = found
+        self.markers = {str(index): marker for index, marker in markers_of(found).items()}
+        for listener in list(self._findings_listeners):
+            try:
+                listener(found)
+            except Exception:
+                log.exception("findings listener %r failed", listener)
+        return found
+
+    def on_findings(self, listener: Callable[[list[Finding]], None]) -> Callable[[], None]:
+        """Call ``listener(findings)`` each time they are recomputed; returns an unsubscribe function."""
+        self._findings_listeners.append(listener)
+        return lambda: self._findings_listeners.remove(listener) if listener in self._findings_listeners else None
 
     def _watch_for_closed(self) -> None:
         if not self._open or self._watch_handle is not None:

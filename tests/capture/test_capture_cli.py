@@ -37,7 +37,7 @@ def test_decode_json_adds_connection_direction_and_time(tmp_path):
     _write(tmp_path / "a.pcap")
     done = decode(str(tmp_path / "a.pcap"), "--json")
     assert done.returncode == 0 and done.stderr == ""
-    records = [json.loads(line) for line in done.stdout.splitlines()]
+    records = _messages(done.stdout)
     assert [(r["type"], r["direction"]) for r in records] == [("v", "client"), ("r", "client"), ("v", "server"), ("R", "server")]
     assert records[1]["connection"] == {"number": 1, "client": "127.0.0.1:40000", "server": "127.0.0.1:9000"}
     assert records[1]["time"] == 1700000000.25 and records[1]["id"] == b"0001".hex() and records[1]["offset"] == 2
@@ -66,7 +66,7 @@ def test_mid_connection_with_port(tmp_path):
     _write(tmp_path / "late.pcap", client=b"r0001004echo00000005hello", server=b"R000100000005hello", server_port=7000, open_=False)
     done = decode(str(tmp_path / "late.pcap"), "--port", "7000", "--json")
     assert done.returncode == 0
-    assert [json.loads(line)["type"] for line in done.stdout.splitlines()] == ["r", "R"]
+    assert [record["type"] for record in _messages(done.stdout)] == ["r", "R"]
     assert "mid-connection" in done.stderr
 
 
@@ -102,8 +102,8 @@ def test_tap_pcap_matches_the_taps_own_trace(tmp_path):
             stop(tap)
     finally:
         stop(server)
-    records = [json.loads(line) for line in decode(str(tmp_path / "t.pcap"), "--json").stdout.splitlines()]
-    traced = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    records = _messages(decode(str(tmp_path / "t.pcap"), "--json").stdout)
+    traced = [record for line in (tmp_path / "t.jsonl").read_text().splitlines() if "hex" in (record := json.loads(line))]
     assert sorted(r["fields"][0]["raw"] if r["type"] == "v" else r["type"] + r.get("payload", "") for r in records) == sorted(
         t["hex"] if len(t["hex"]) == 4 else bytes.fromhex(t["hex"][:2]).decode() + _payload_of(t["hex"]) for t in traced
     )
@@ -154,7 +154,7 @@ def test_tcpdump_on_loopback_captures_a_real_serve_conversation(tmp_path, interf
     assert "\n0 packets dropped by kernel" in "\n" + err, err
     done = decode(str(pcap), "--json")
     assert done.returncode == 0, done.stderr
-    records = [json.loads(line) for line in done.stdout.splitlines()]
+    records = _messages(done.stdout)
     assert {"v", "r", "R", "E", "e", "s", "p", "S", "n", "h", "f"} <= {r["type"] for r in records}
     requests = {(r["connection"]["number"], r["direction"], r["id"]) for r in records if r["type"] in "rs"}
     answered = {(r["connection"]["number"], "client" if r["direction"] == "server" else "server", r["id"]) for r in records if r["type"] in "RES"}
@@ -167,3 +167,29 @@ def test_tcpdump_on_loopback_captures_a_real_serve_conversation(tmp_path, interf
         count = tshark("-r", str(pcap), "-Y", "gotalk", "-T", "fields", "-e", "gotalk.version", "-e", "gotalk.type", home=home)
         shown = sum(len([v for v in column.split(",") if v]) for line in count.stdout.splitlines() for column in line.split("\t"))
         assert shown == len(records)
+
+
+def _messages(stdout: str) -> list[dict]:
+    """The message lines of decode --json (the final findings line checked and left off)."""
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert records and set(records[-1]) == {"findings"}, records[-1:]
+    return records[:-1]
+
+
+def test_decode_capture_reports_findings_per_connection(tmp_path):
+    _write(tmp_path / "ok.pcap")
+    text = decode(str(tmp_path / "ok.pcap")).stdout
+    assert text.endswith("\nfindings, connection 1 (127.0.0.1:40000 -> 127.0.0.1:9000): none\n")
+    # The server answers an ID nobody asked about, and sends a ProtocolError.
+    _write(tmp_path / "bad.pcap", server=b"01R000200000005hellof00000002")
+    done = decode(str(tmp_path / "bad.pcap"))
+    section = done.stdout.split("\nfindings, connection 1 (127.0.0.1:40000 -> 127.0.0.1:9000): 2\n")[1]
+    assert "[unknown-exchange; frames #3]" in section and "[protocol-error; frames #4]" in section
+    listed = json.loads(decode(str(tmp_path / "bad.pcap"), "--json").stdout.splitlines()[-1])["findings"]
+    assert [(f["rule"], f["severity"], f["connection"]) for f in listed] == [("unknown-exchange", "error", 1), ("protocol-error", "error", 1)]
+
+
+def test_decode_capture_findings_include_bytes_that_are_not_gotalk(tmp_path):
+    _write(tmp_path / "x.pcap", client=b"01x000100000000")
+    done = decode(str(tmp_path / "x.pcap"))
+    assert done.returncode == 2 and "[unknown-message-type]" in done.stdout.split("findings, connection 1")[1]

@@ -51,7 +51,9 @@ def _kit_messages(pcap):
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    return [json.loads(line) for line in out.stdout.splitlines()]
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert records and set(records[-1]) == {"findings"}  # decode's last line: its Expert Info
+    return records[:-1]
 
 
 def _expected_fields(record: dict) -> dict:

@@ -84,6 +84,13 @@ CELLS = [
     "print('TRACE=' + json.dumps([[e.index, e.direction, type_of(e.message), e.raw.hex()] for e in a.trace]))",
     # The dashboard of the same peer: its timeline gets the whole history at once.
     "gl.lab(a).add_class('check-dashboard')",
+    # Expert Info: an ID reused in flight and a ProtocolError, badged on the timeline and listed.
+    "faulty = gl.Trace()\n"
+    "for side, m in [('out', gl.SingleRequest(b'0001', 'a', b'')), ('out', gl.SingleRequest(b'0001', 'b', b'')), ('in', gl.ProtocolError(2))]:\n"
+    "    faulty.record(side, gl.encode_header(m), m)\n"
+    "faulty_timeline = gl.widgets.Timeline(faulty, title='findings').add_class('check-findings')\n"
+    "faulty_timeline",
+    "gl.widgets.FindingsTable(faulty_timeline).add_class('check-findings-table')",
 ]
 
 
@@ -469,6 +476,17 @@ def test_live_timeline_draws_one_arrow_per_frame(lab_page):
     assert len({left for left, _ in bars}) >= 3, bars
     assert sum("o-error" in classes for _, classes in bars) == 1
     lab_page.screenshot(page.locator(".check-timeline"), "lab-timeline.png")
+
+
+def test_timeline_badges_the_frames_of_each_finding_and_the_table_lists_them(lab_page):
+    page = lab_page.page
+    badges = ".check-findings .gl-tl-finding"
+    page.wait_for_function(f"() => document.querySelectorAll({badges!r}).length === 3", timeout=PAGE_TIMEOUT_MS)
+    shown = page.eval_on_selector_all(badges, "(marks) => marks.map((m) => [m.closest('.gl-tl-row').dataset.i, m.textContent, m.title])")
+    assert [(index, symbol) for index, symbol, _ in shown] == [("0", "✖"), ("1", "✖"), ("2", "✖")]
+    assert "reused request ID" in shown[0][2] and "ProtocolError 2" in shown[2][2]
+    table = page.locator(".check-findings-table").inner_text()
+    assert "request-id-reused" in table and "protocol-error" in table
 
 
 # -- the dashboard ------------------------------------------------------------------------

@@ -147,6 +147,8 @@ class TimelineView {
     model.on("change:cursor", this.onCursor);
     model.on("change:selected", this.onSelected);
     model.on("change:detail_view", this.onDetail);
+    this.onMarkers = () => this.scheduleDraw();
+    model.on("change:markers", this.onMarkers);
     for (const name of ["frame_count", "held", "paused", "dropped", "title", "lanes"]) {
       model.on(`change:${name}`, this.onHeader);
     }
@@ -552,11 +554,15 @@ class TimelineView {
       tick = `<span class="gl-tl-tick" style="left:${x}px;width:${laneLeft - x}px"></span>`;
     }
     const badge = `<b class="gl-tl-badge">${type.glyph} ${badgeText(row.y)}</b>`;
+    const marker = row.r == null ? (this.model.get("markers") || {})[String(row.i)] : undefined;
+    const expert = marker
+      ? `<span class="gl-tl-finding gl-tl-finding-${escapeHtml(marker.severity)}" title="${escapeHtml(marker.text.join("\n"))}">${escapeHtml(marker.symbol)}</span>`
+      : "";
     const words = this.label(row);
     const title = this.rowTitle(row, type, record);
     return (
       `<div class="${classes}" data-i="${rowKey(row)}" style="top:${position * ROW_HEIGHT}px" title="${escapeHtml(title)}">` +
-      `<span class="gl-tl-idx">${row.r == null ? row.i : "·"}</span><span class="gl-tl-time">${(row.t * 1000).toFixed(3)}</span>${tick}` +
+      `<span class="gl-tl-idx">${expert}${row.r == null ? row.i : "·"}</span><span class="gl-tl-time">${(row.t * 1000).toFixed(3)}</span>${tick}` +
       `<span class="gl-tl-arrow"><span class="gl-tl-label">${badge} ${escapeHtml(words)}</span></span>` +
       `<span class="gl-tl-note">${this.noteHtml(row, record)}</span></div>`
     );
@@ -692,6 +698,7 @@ class TimelineView {
     this.model.off("change:hidden_operations", this.onFilters);
     this.model.off("change:cursor", this.onCursor);
     this.model.off("change:selected", this.onSelected);
+    this.model.off("change:markers", this.onMarkers);
     for (const name of ["frame_count", "held", "paused", "dropped", "title", "lanes"]) {
       this.model.off(`change:${name}`, this.onHeader);
     }
