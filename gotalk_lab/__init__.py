@@ -9,6 +9,7 @@ the peer (``pipe``, ``connect``, ``serve``, ``Peer``, ``Trace``) and the lab
 import importlib
 
 from . import demo
+from .checker import check
 from .connect import Address, Server, connect, parse_address, pipe, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
 from .errors import EncodeError, GotalkError, ProtocolViolation
@@ -95,6 +96,8 @@ __all__ = [
     "IN",
     "OUT",
     "demo",
+    # tools
+    "check",
     # lab (loaded on first use)
     "widgets",
     "show",

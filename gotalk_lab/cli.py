@@ -16,6 +16,7 @@ from typing import Callable, TextIO
 
 from . import cli_network
 from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_stream, show_bytes, to_dict
+from .checker.command import add_check_parser
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 
 PROG = "gotalk-lab"
@@ -217,10 +218,12 @@ def _tolerate_any_text(stream: TextIO) -> None:
 
 
 #: Every subcommand, as the function that adds its parser. Each one calls
-#: ``parser.set_defaults(run=cmd_...)``; serve, request and tap live in cli_network.
+#: ``parser.set_defaults(run=cmd_...)``; serve, request and tap live in cli_network,
+#: check in checker/command.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_decode_parser,
     cli_network.add_parsers,
+    add_check_parser,
 ]
 
 

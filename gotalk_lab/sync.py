@@ -163,3 +163,10 @@ def serve(address, *args, loop: asyncio.AbstractEventLoop | None = None, **optio
     server = run(async_serve(address, *args, **options), _on_loop(loop))
     _open_objects.append(server)
     return server
+
+
+def check(url: str, *, loop: asyncio.AbstractEventLoop | None = None, **options):
+    """``gotalk_lab.check`` without ``await``: run the conformance checker, return its report."""
+    from .checker import check as async_check
+
+    return run(async_check(url, **options), _on_loop(loop))
