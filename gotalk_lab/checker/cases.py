@@ -61,7 +61,7 @@ async def echo_once(ctx: Context, session: Session, request: SingleRequest) -> O
     await session.send_message(request)
     request_id = request.request_id
     if not await session.wait_for(lambda s: bool(s.answers_for(request_id)), ctx.deadline):
-        return Outcome(FAIL, f"expected an answer to {shown(encode(request))}; {what_came(session, waited=ctx.waited())}{ctx.note(session)}")
+        return Outcome(FAIL, f"expected an answer to {shown(encode(request))}; {what_came(session, waited=ctx.waited())}")
     answer = session.answers_for(request_id)[0]
     if not isinstance(answer, SingleResult):
         return Outcome(FAIL, f"the echo operation {ctx.echo!r} answered {shown(encode(answer))}, not a SingleResult R: is --echo the right operation?")
@@ -128,7 +128,7 @@ async def hex_sizes(ctx: Context) -> Outcome:
     await session.wait_for(lambda s: result_header_digits(s, b"0001") is not None, ctx.deadline)
     digits = result_header_digits(session, b"0001")
     if digits is None:
-        return Outcome(FAIL, f"sent a 16-byte payload to {ctx.echo!r}; expected R0001 00000010 and the payload back; {what_came(session, waited=ctx.waited())}{ctx.note(session)}")
+        return Outcome(FAIL, f"sent a 16-byte payload to {ctx.echo!r}; expected R0001 00000010 and the payload back; {what_came(session, waited=ctx.waited())}")
     if digits.lower() == b"00000010":
         return Outcome(PASS, f"the 16-byte result was announced as {shown(digits)}")
     if digits == b"00000016":
@@ -151,7 +151,7 @@ async def lowercase_sizes(ctx: Context) -> Outcome:
         return Outcome(NON_STRICT, "the 26-byte result was announced as 0000001A: readers accept either case, "
                                    "but the Go peer and gotalk.js write lowercase, and byte-for-byte comparisons of transcripts will differ")
     if digits is None:
-        return Outcome(FAIL, f"expected R0001 0000001a and the 26 bytes back; {what_came(session, waited=ctx.waited())}{ctx.note(session)}")
+        return Outcome(FAIL, f"expected R0001 0000001a and the 26 bytes back; {what_came(session, waited=ctx.waited())}")
     return Outcome(FAIL, f"expected the size 0000001a (26 in hexadecimal) after R0001; received {shown(digits)}")
 
 
@@ -162,11 +162,16 @@ async def uppercase_read(ctx: Context) -> Outcome:
     name = ctx.echo.encode("utf-8")
     wire = b"r0001" + b"%03x" % len(name) + name + b"0000000A" + b"0123456789"
     await session.send(wire)
-    if await session.wait_for(lambda s: bool(s.answers_for(b"0001")), ctx.deadline):
-        answer = session.answers_for(b"0001")[0]
-        if isinstance(answer, SingleResult) and answer.payload == b"0123456789":
-            return Outcome(PASS, "the size 0000000A was read as ten bytes and the payload echoed")
-        return Outcome(FAIL, f"sent {shown(wire)}; expected R0001 0000000a 0123456789, received {shown(encode(answer))}")
+    await session.wait_for(lambda s: bool(s.answers_for(b"0001")) or result_header_digits(s, b"0001") is not None, ctx.deadline)
+    answers = session.answers_for(b"0001")
+    if answers and isinstance(answers[0], SingleResult) and answers[0].payload == b"0123456789":
+        return Outcome(PASS, "the size 0000000A was read as ten bytes and the payload echoed")
+    if answers and isinstance(answers[0], ErrorResult):
+        return Outcome(NON_STRICT, f"sent {shown(wire)} (size in uppercase hex); answered {shown(encode(answers[0]))}. "
+                                   "The Go reader accepts either case; a peer that writes uppercase would be refused here.")
+    digits = result_header_digits(session, b"0001")
+    if digits is not None:
+        return Outcome(PASS, f"the request with size 0000000A was read and answered (the result's size was written {shown(digits)}: see 2.1)")
     return Outcome(NON_STRICT, f"sent {shown(wire)} (size in uppercase hex); {what_came(session, waited=ctx.waited())}. "
                                "The Go reader accepts either case; a peer that writes uppercase would be refused here.")
 
@@ -207,7 +212,7 @@ async def split_across_writes(ctx: Context) -> Outcome:
         return Outcome(PASS, f"sent {shown(first + second[:7])} then {shown(second[7:])}: both requests answered")
     if not ctx.target.websocket or got:
         return Outcome(FAIL, f"sent {shown(first + second[:7])} then {shown(second[7:])}; expected R0001 'one' and R0002 'two'; "
-                             f"{what_came(session, waited=ctx.waited())}{ctx.note(session)}")
+                             f"{what_came(session, waited=ctx.waited())}")
     return Outcome(NON_STRICT, f"on a WebSocket, sent one message holding a request and part of the next; {what_came(session)}. "
                                "gotalk.js reads one message as one header, so this is legitimate for a gotalk.js-style reader; the Go server reads it.")
 
@@ -302,7 +307,7 @@ async def unknown_operation(ctx: Context) -> Outcome:
     request = SingleRequest(b"0001", UNKNOWN_OPERATION, b"hello")
     await session.send_message(request)
     if not await session.wait_for(lambda s: bool(s.answers_for(b"0001")), ctx.deadline):
-        return Outcome(FAIL, f"sent {shown(encode(request))}; expected E0001 with a reason; {what_came(session, waited=ctx.waited())}{ctx.note(session)}. "
+        return Outcome(FAIL, f"sent {shown(encode(request))}; expected E0001 with a reason; {what_came(session, waited=ctx.waited())}. "
                              "Dropping the connection fails every other request on it.")
     answer = session.answers_for(b"0001")[0]
     if not isinstance(answer, ErrorResult):
@@ -331,7 +336,7 @@ async def refused_malformed(ctx: Context, wire: bytes, what: str) -> Outcome:
     if error is not None:
         return Outcome(NON_STRICT, f"sent {shown(wire)} ({what}); the server wrote f{error.code:08x} but left the connection open for {ctx.waited()}")
     return Outcome(FAIL, f"sent {shown(wire)} ({what}, {len(wire)} bytes, more than a whole header); expected f00000002 and a close; "
-                         f"{what_came(session, waited=ctx.waited())}{ctx.note(session)}. Silence leaves the requestor waiting forever.")
+                         f"{what_came(session, waited=ctx.waited())}. Silence leaves the requestor waiting forever.")
 
 
 @case("4.2", ERRORS, "An unknown message type ends the connection",
@@ -359,7 +364,7 @@ async def unknown_notification(ctx: Context) -> Outcome:
     if await ctx.probe_answered(session):
         return Outcome(PASS, f"sent {shown(wire)}; the next request was answered")
     return Outcome(FAIL, f"sent the notification {shown(wire)}, then a request 0002; expected it answered; "
-                         f"{what_came(session, waited=ctx.waited())}{ctx.note(session)}. Unknown notifications are ignored by the Go peer and gotalk.js.")
+                         f"{what_came(session, waited=ctx.waited())}. Unknown notifications are ignored by the Go peer and gotalk.js.")
 
 
 @case("5.2", NOTIFICATIONS, "A notification is never answered",
@@ -393,7 +398,7 @@ async def heartbeat_unanswered(ctx: Context) -> Outcome:
     if extra:
         return Outcome(FAIL, f"sent the heartbeat {shown(wire)}; expected no answer, received {shown(encode(extra[0]))}")
     return Outcome(FAIL, f"sent the heartbeat {shown(wire)} (a Go client sends one soon after the handshake, then every 20 s), "
-                         f"then a request; {what_came(session, waited=ctx.waited())}{ctx.note(session)}")
+                         f"then a request; {what_came(session, waited=ctx.waited())}")
 
 
 #: How long the idle cases watch a quiet connection: long enough to see a heartbeat

@@ -122,13 +122,6 @@ class Context:
     def waited(self) -> str:
         return f"{self.timeout:g} s"
 
-    def note(self, session: Session) -> str:
-        """What a detail should add about this connection beyond the case's own point."""
-        notes = []
-        if session.version_missing:
-            notes.append('the server wrote no version "01" first (see 1.1); read on regardless')
-        return (" (" + "; ".join(notes) + ")") if notes else ""
-
 
 def shown(data: bytes, limit: int = 72) -> str:
     """Bytes as a learner reads them, quoted; cut (and counted) past ``limit`` bytes."""

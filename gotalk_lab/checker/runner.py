@@ -84,12 +84,14 @@ async def run_case(case: Case, target: Target, *, echo, stream_echo, aggressive,
         except asyncio.TimeoutError:
             outcome = Outcome(FAIL, f"the case did not finish within {timeout + GRACE:g} s (a write the server never read?)")
         except TargetError as error:
-            why = f"server gone ({gone}); " if gone else "the server refused a new connection: "
+            why = "server gone (it stopped accepting connections after an earlier case): " if gone else "the server refused a new connection: "
             outcome = Outcome(FAIL, f"{why}{error}")
         except Exception as error:  # a case must give a verdict, never a traceback
             outcome = Outcome(FAIL, f"the checker could not finish this case: {type(error).__name__}: {error}")
         finally:
             await ctx.close()
+    if case.id != "1.1" and any(session.version_missing for session in ctx.sessions):
+        outcome = Outcome(outcome.verdict, outcome.detail + ' (note: the server wrote no version "01" first, see 1.1; this case read on regardless)')
     frames = [(number, chunk) for number, session in enumerate(ctx.sessions, 1) for chunk in session.log]
     return CaseResult(case, outcome.verdict, outcome.detail, frames, time.monotonic() - started)
 

@@ -24,8 +24,11 @@ SENT = "sent"
 RECEIVED = "received"
 
 #: The checker reads whatever a server sends; a flood of bytes must not exhaust the
-#: checker's memory, so a session keeps at most this many received bytes per case.
-MAX_RECEIVED_BYTES = 16 * 1024 * 1024
+#: checker's memory, so a session stops reading past this many bytes (the largest
+#: legitimate answer, case 8.1's, is 1 MiB) ...
+MAX_RECEIVED_BYTES = 4 * 1024 * 1024
+#: ... or this many bytes after the server's bytes stopped being Gotalk.
+MAX_BYTES_AFTER_VIOLATION = 64 * 1024
 #: Payloads the checker is willing to decode (the largest case payload is 1 MiB).
 MAX_PAYLOAD = 8 * 1024 * 1024
 
@@ -90,6 +93,8 @@ class Session:
         self.version_missing = False
         self.closed = False
         self.close_reason = ""
+        #: Set (to why) when the checker stopped reading a server that would not stop writing.
+        self.stopped = ""
         #: Each WebSocket message received (empty on TCP): the framing cases read them.
         self.ws_messages: list[bytes] = []
         self._decoder: Decoder | None = None
@@ -198,8 +203,11 @@ class Session:
                         self._set_closed("the server closed the connection")
                         return
                 self._take(data)
-                if len(self.received) > MAX_RECEIVED_BYTES:
-                    self._set_closed(f"the checker stopped reading after {MAX_RECEIVED_BYTES} bytes")
+                if len(self.received) > MAX_RECEIVED_BYTES or (
+                    self.violation is not None and len(self.received) - self.violation.offset > MAX_BYTES_AFTER_VIOLATION
+                ):
+                    self.stopped = f"the checker stopped reading after {len(self.received)} bytes"
+                    self._changed.set()
                     return
         except asyncio.CancelledError:
             raise
@@ -239,7 +247,7 @@ class Session:
         while True:
             if condition(self):
                 return True
-            if self.closed or self.violation is not None:
+            if self.closed or self.violation is not None or self.stopped:
                 return condition(self)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
