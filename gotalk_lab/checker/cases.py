@@ -105,7 +105,7 @@ async def version_mismatch(ctx: Context) -> Outcome:
     closed = await session.wait_closed(ctx.deadline)
     error = session.protocol_error()
     if not closed:
-        return Outcome(FAIL, f'sent the version "02"; expected the server to close the connection, but it {what_came(session, waited=ctx.waited())}. '
+        return Outcome(FAIL, f'sent the version "02"; expected the server to close the connection, but {what_came(session, waited=ctx.waited())}. '
                              "A peer that carries on with a version it does not speak will misread everything after it.")
     if error is None:
         return Outcome(PASS, f'sent "02": the server closed without writing f, as the Go peer does ({what_came(session)})')

@@ -163,6 +163,8 @@ class Session:
 
     async def send(self, data: bytes) -> None:
         """One write (TCP) or one WebSocket message: exactly these bytes."""
+        if self.closed or (self._writer is not None and self._writer.is_closing()):
+            return  # nothing can be sent any more; the case reads why from close_reason
         self.log.append(WireChunk(SENT, bytes(data), self._now()))
         try:
             if self._ws is not None:

@@ -424,3 +424,47 @@ class Connection:
                 await self.write(StreamResult(item, payload.upper()))
                 if not payload:
                     break
+
+
+class HostileServer:
+    """Not Gotalk at all: ``silent`` accepts and says nothing, ``closes`` hangs up at once,
+    ``floods`` writes bytes without end."""
+
+    def __init__(self, kind: str) -> None:
+        assert kind in ("silent", "closes", "floods")
+        self.kind = kind
+        self.url = ""
+        self._server = None
+        self._writers: set = set()
+
+    async def __aenter__(self) -> "HostileServer":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"tcp://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def _handle(self, reader, writer) -> None:
+        self._writers.add(writer)
+        try:
+            if self.kind == "closes":
+                writer.close()
+                return
+            if self.kind == "floods":
+                chunk = bytes(range(256)) * 256
+                while True:
+                    writer.write(chunk)
+                    await writer.drain()
+            while await reader.read(65536):
+                pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
