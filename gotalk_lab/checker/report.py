@@ -175,7 +175,7 @@ class Report:
                 title = f'<a href="#case-{result.case.id}">{title}</a>'
             rows.append(
                 f"<tr><td>{result.case.id}</td><td>{html.escape(result.case.section)}</td><td>{title}</td>"
-                f"<td>{_badge(result.verdict)}</td><td class='gl-detail'>{html.escape(result.detail)}</td></tr>"
+                f"<td>{verdict_badge(result.verdict)}</td><td class='gl-detail'>{html.escape(result.detail)}</td></tr>"
             )
         counts = ", ".join(f"{n} {v}" for v, n in self.counts.items())
         return (
@@ -186,7 +186,7 @@ class Report:
 
     def case_html(self, result: CaseResult) -> str:
         return (
-            f"<section id='case-{result.case.id}'><h3>{result.case.id} {html.escape(result.case.title)} {_badge(result.verdict)}</h3>"
+            f"<section id='case-{result.case.id}'><h3>{result.case.id} {html.escape(result.case.title)} {verdict_badge(result.verdict)}</h3>"
             f"<p><i>Requirement:</i> {html.escape(result.case.requirement)}</p><p>{html.escape(result.detail)}</p>"
             + wire_log_html(result) + "</section>"
         )
@@ -212,10 +212,10 @@ class Report:
 
 
 def _summary(result: CaseResult) -> str:
-    return f"<summary>{result.case.id} {html.escape(result.case.title)} {_badge(result.verdict)}</summary>"
+    return f"<summary>{result.case.id} {html.escape(result.case.title)} {verdict_badge(result.verdict)}</summary>"
 
 
-def _badge(verdict: str) -> str:
+def verdict_badge(verdict: str) -> str:
     return f"<span class='gl-verdict' style='background:{_COLOURS[verdict]}'>{verdict}</span>"
 
 
