@@ -247,8 +247,11 @@ def _annotated_html(key: tuple[int, str], data: bytes) -> str:
     annotation = annotate_stream(data[:HTML_ANNOTATED_BYTES], expect_version=data[:2].isdigit(),
                                  max_payload_size=max(len(data), 1))
     items = [f"<li><code>[{m.offset}:{m.end}]</code> {html.escape(m.kind)}: {html.escape(m.summary[:300])}</li>" for m in annotation.messages]
-    if annotation.error is not None:
+    cut = len(data) > HTML_ANNOTATED_BYTES
+    if annotation.error is not None and not (cut and annotation.error.offset >= annotation.trailing_offset):
         items.append(f"<li class='gl-bad'>not a whole message: {html.escape(annotation.error.describe())}</li>")
+    if cut:
+        items.append(f"<li>… only the first {HTML_ANNOTATED_BYTES} of {len(data)} bytes are annotated here (the JSON report has them all)</li>")
     return f"<p>Connection #{number}, what {who}, message by message:</p><ul class='gl-frames'>" + "".join(items) + "</ul>"
 
 

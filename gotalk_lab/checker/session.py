@@ -115,7 +115,7 @@ class Session:
             raise TargetError(f"cannot reach {target.url}: no connection within {timeout:g} s") from None
         except TargetError:
             raise
-        except (OSError, Exception) as error:  # websockets raises its own InvalidStatus, InvalidHandshake...
+        except Exception as error:  # OSError, and websockets' own InvalidStatus, InvalidHandshake...
             raise TargetError(f"cannot reach {target.url}: {_reason(error)}") from None
         session._reader_task = asyncio.ensure_future(session._read_loop())
         return session
