@@ -68,7 +68,11 @@ DEFECTS = {
     "idle_close": "closes connections idle for 0.3 s",
     "crash_on_eof_mid_message": "dies when a client leaves in the middle of a message",
     "ws_packed": "packs header and payload into one WebSocket message",
+    "go_silent_closes": "closes without f on bad size digits and on a stray stream part (as the Go peer does)",
 }
+
+#: What the Go reference server does with its default settings (PROTOCOL.md), as defects of ours.
+GO_DEFAULTS = ("streams_disabled", "go_silent_closes")
 
 MAX_PAYLOAD = 64 * 1024 * 1024
 
@@ -275,7 +279,7 @@ class Connection:
                 if silent:
                     self.decoder = Decoder(expect_version=False, max_payload_size=MAX_PAYLOAD)
                     continue
-                raise Closing(2)
+                raise Closing(None if "size" in violation.field and self.has("go_silent_closes") else 2)
             if self.has("first_message_only"):
                 messages = messages[:1]
             for message in messages:
@@ -391,7 +395,7 @@ class Connection:
             if self.has("stray_part_opens_stream"):
                 await self.write(StreamResult(request_id, message.payload.upper()))
                 return
-            raise Closing(2)
+            raise Closing(None if self.has("go_silent_closes") else 2)
         if self.has("serialize"):
             await self.stream_parts[request_id].put(message.payload)
             if not message.payload:
