@@ -11,6 +11,7 @@ import importlib
 from . import demo
 from . import html as _html
 from . import peer as _peer
+from .checker import check
 from .connect import Address, Server, connect, parse_address, pipe, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
 from .connection import Answer, Connection, ConnectionState, OutgoingRequest, RequestState
@@ -65,6 +66,8 @@ def _load_view(name: str) -> None:
 
 
 _peer.view_loader = _load_view
+# gl.check.sync(...): the blocking form, as peer.sync is for a peer's calls.
+check.sync = importlib.import_module(".sync", __name__).check  # type: ignore[attr-defined]
 # ``trace.findings()`` runs the findings rules, which sit in a layer above the trace.
 Trace.findings_runner = findings
 # In a notebook, messages and traces display as HTML (a no-op elsewhere).
@@ -136,6 +139,8 @@ __all__ = [
     "IN",
     "OUT",
     "demo",
+    # tools
+    "check",
     # lab (loaded on first use)
     "widgets",
     "show",

@@ -18,6 +18,7 @@ from typing import BinaryIO, Callable, TextIO
 from . import cli_network, wireshark
 from .annotate import VERSION_TYPE, AnnotatedMessage, Annotation, Field, annotate_frame, annotate_stream, show_bytes, to_dict
 from .capture import CaptureError, CaptureNote, CapturedMessage, capture_format, read_capture
+from .checker.command import add_check_parser
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 from .findings import Undecodable, findings, format_findings, read_conversation
 from .trace import CAPTURE_SIDES, IN, OUT, Trace
@@ -344,11 +345,13 @@ def _tolerate_any_text(stream: TextIO) -> None:
 
 
 #: Every subcommand, as the function that adds its parser. Each one calls
-#: ``parser.set_defaults(run=cmd_...)``; serve, request and tap live in cli_network.
+#: ``parser.set_defaults(run=cmd_...)``; serve, request and tap live in cli_network,
+#: check in checker/command.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_decode_parser,
     cli_network.add_parsers,
     wireshark.add_parser,
+    add_check_parser,
 ]
 
 

@@ -16,6 +16,7 @@ import threading
 import warnings
 from typing import Any, Awaitable, TypeVar
 
+from .checker import check as async_check
 from .peer import register_view
 
 T = TypeVar("T")
@@ -193,3 +194,8 @@ def serve(address, *args, loop: asyncio.AbstractEventLoop | None = None, **optio
 
 # ``peer.sync`` is this class: the peer cannot import this module (it is built on the peer).
 register_view("sync", SyncPeer)
+
+
+def check(url: str, *, loop: asyncio.AbstractEventLoop | None = None, **options):
+    """``gotalk_lab.check`` without ``await``: run the conformance checker, return its report."""
+    return run(async_check(url, **options), _on_loop(loop))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipywidgets
 
 from ..peer import register_view
+from .check_report import CheckReport
 from .composer import Composer
 from .connection_view import ConnectionView
 from .dashboard import Dashboard, lab
@@ -29,4 +30,4 @@ def show(value, *, expect_version: bool | None = None, title: str | None = None)
     return ipywidgets.VBox([frame_view, table])
 
 
-__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "FindingsTable", "lab", "show"]
+__all__ = ["CheckReport", "FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "FindingsTable", "lab", "show"]
