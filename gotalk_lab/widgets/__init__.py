@@ -14,6 +14,7 @@ from .composer import Composer
 from .connection_view import ConnectionView
 from .dashboard import Dashboard, lab
 from .frames import FieldTable, FrameView, link
+from .interceptor import Interceptor
 from .player import Player
 from .timeline import Timeline
 
@@ -28,4 +29,4 @@ def show(value, *, expect_version: bool | None = None, title: str | None = None)
     return ipywidgets.VBox([frame_view, table])
 
 
-__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "lab", "show"]
+__all__ = ["FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "Interceptor", "lab", "show"]
