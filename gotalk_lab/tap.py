@@ -114,6 +114,7 @@ class Tap:
         self.held: list[HeldFrame] = []  #: frames waiting for a decision, oldest first
         self._held_listeners: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
 
     # -- interception: rules, held frames, injection ------------------------------
 
@@ -349,6 +350,11 @@ class Tap:
                     self._forward(connection, OUT, client_reader, upstream_writer),
                     self._forward(connection, IN, upstream_reader, client_writer),
                 )
+        except asyncio.CancelledError:
+            # ``close`` cancels the connections still open; this task is asyncio's
+            # client_connected_cb, which on Python 3.11 reports a cancelled end as an error.
+            if not self._closing:
+                raise
         finally:
             for writer in (client_writer, upstream_writer):
                 writer.close()
@@ -378,6 +384,7 @@ class Tap:
             writer.close()
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):

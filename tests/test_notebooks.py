@@ -32,6 +32,7 @@ TUTORIALS = [
     "07-network",
     "08-classroom-demo",
     "10-captures",
+    "11-interception",
 ]
 #: Each tutorial must run in under this; the issue asks for 30 s on a classroom machine.
 BUDGET_SECONDS = 30
