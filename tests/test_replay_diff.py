@@ -54,3 +54,22 @@ def _echo_differs():
         return payload.upper() if payload == b"two" else payload
 
     return handlers
+
+
+async def test_replay_reads_a_pcap_written_by_the_tap(tmp_path):
+    from gotalk_lab.tap_pcap import PcapRecorder
+
+    server = await gl.serve("tcp://127.0.0.1:0", demo.handlers())
+    tap = await gl.tap(listen="127.0.0.1:0", upstream=server.addresses[0].removeprefix("tcp://"), intercept=False)
+    recorder = PcapRecorder(tmp_path / "c.pcap")
+    tap.on_bytes(recorder.on_bytes)
+    client = await gl.connect(f"tcp://{tap.address}")
+    assert await client.request_bytes("ping", b"x") == b"ping:x"
+    await client.close()
+    await asyncio.sleep(0.1)
+    await tap.close()
+    recorder.close()
+    report = await gl.replay(tmp_path / "c.pcap", server.addresses[0])
+    await server.close()
+    assert report.same, str(report)
+    assert [(e.type, e.replayed) for e in report.entries] == [("R", b"ping:x")]
