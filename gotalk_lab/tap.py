@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 #: Read size per direction; also what one slow side can make the tap hold.
 READ_SIZE = 64 * 1024
 
+#: Frames an intercepting tap queues per direction before it stops reading that side: a
+#: held frame (or a slow receiver) then slows the sender through TCP, as the bytes path does.
+MAX_QUEUED_FRAMES = 1024
+
 #: A frame listener: (connection number, event) for frames, (connection number, violation) for bad bytes.
 FrameListener = Callable[[int, TraceEvent], None]
 #: A byte listener: (connection, what, direction, bytes) with what "open" (both sockets are
@@ -248,6 +252,8 @@ class Tap:
                     frames = error.messages
                 for frame in frames:
                     self._route(connection, direction, frame)
+                while connection.queues[direction].qsize() > MAX_QUEUED_FRAMES:
+                    await asyncio.sleep(0.01)  # bounded memory while a frame is held
                 if violation is not None:
                     connection.violations[direction] = violation
                     log.warning("tap: connection %s: %s sent bytes that do not decode: %s", connection.number, TAP_SIDES[0] if direction == OUT else TAP_SIDES[1], violation)
