@@ -27,6 +27,11 @@ from .errors import (
 )
 from .findings import Finding, Undecodable, findings
 from .handlers import Handlers
+from . import tap as _tap
+from .intercept import HeldFrame, Rule
+from .tap import Tap
+from . import replay as _replay
+from .replay import ReplayReport
 from .peer import Peer, PeerState
 from .trace import IN, OUT, Exchange, Trace, TraceEvent
 from .wire import (
@@ -70,6 +75,30 @@ _peer.view_loader = _load_view
 check.sync = importlib.import_module(".sync", __name__).check  # type: ignore[attr-defined]
 # ``trace.findings()`` runs the findings rules, which sit in a layer above the trace.
 Trace.findings_runner = findings
+
+
+def _tap_sync(listen: str = "127.0.0.1:0", upstream: str = "", **options):
+    """``gl.tap.sync(...)``: the same tap, made without ``await`` (it relays in the background)."""
+    from .sync import run
+
+    return run(_tap.tap(listen, upstream, **options))
+
+
+#: ``tap = await gl.tap(listen=..., upstream=...)``, or ``gl.tap.sync(...)`` in a cell.
+tap = _tap.tap
+tap.sync = _tap_sync  # type: ignore[attr-defined]
+
+
+def _replay_sync(trace, target: str, **options):
+    """``gl.replay.sync(trace, target)``: the same report, without ``await``."""
+    from .sync import run
+
+    return run(_replay.replay(trace, target, **options))
+
+
+#: ``report = await gl.replay(trace_or_file, "tcp://HOST:PORT")``, or ``gl.replay.sync(...)``.
+replay = _replay.replay
+replay.sync = _replay_sync  # type: ignore[attr-defined]
 # In a notebook, messages and traces display as HTML (a no-op elsewhere).
 _html.register_formatters()
 
@@ -141,6 +170,12 @@ __all__ = [
     "demo",
     # tools
     "check",
+    "tap",
+    "Tap",
+    "Rule",
+    "HeldFrame",
+    "replay",
+    "ReplayReport",
     # lab (loaded on first use)
     "widgets",
     "show",

@@ -1,4 +1,4 @@
-"""The networked ``gotalk-lab`` commands: ``serve``, ``request`` and ``tap``.
+"""The networked ``gotalk-lab`` commands: ``serve``, ``request``, ``tap`` and ``replay``.
 
 Each command is a parser block plus an async body; ``cli.py`` registers them.
 They use the public peer API only and print for people: results on stdout,
@@ -19,6 +19,8 @@ from .connect import DEFAULT_HOST, connect, parse_address, serve
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 from .errors import GotalkError
 from .errors import ConnectionClosed, RequestError
+from .intercept import RULE_SYNTAX, Rule, parse_bytes
+from .replay import replay
 from .tap import Tap
 from .trace import OUT, event_to_json
 from .transports.base import format_address
@@ -76,13 +78,59 @@ def add_parsers(commands) -> None:
         "tap",
         help="a recording proxy between two other Gotalk programs",
         description="Listen on --listen, forward every connection to --upstream, print each frame as it passes "
-        "('->' from the connecting program, '<-' from upstream) and append it to --trace as JSON lines.",
+        "('->' from the connecting program, '<-' from upstream) and append it to --trace as JSON lines. "
+        "Without rules it is a transparent recorder, byte for byte; with --drop, --delay or --rewrite it relays "
+        "whole frames and marks in the trace what it changed.",
+        epilog=TAP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tap_parser.add_argument("--listen", type=host_port, required=True, metavar="HOST:PORT")
     tap_parser.add_argument("--upstream", type=host_port, required=True, metavar="HOST:PORT")
     tap_parser.add_argument("--trace", metavar="FILE", help="write every frame as a JSON line (with its connection number); when a connection ends, a line {\"conn\": N, \"findings\": [...]}, its Expert Info, also printed as \"[N] finding: ...\" lines")
     tap_parser.add_argument("--pcap", metavar="FILE", help="also write what is relayed as a pcap file (Wireshark, tshark, `decode` read it)")
+    tap_parser.add_argument("--drop", action="append", default=[], type=_rule("drop"), metavar="RULE", help="never send frames matching RULE; repeatable")
+    tap_parser.add_argument("--delay", action="append", default=[], type=_rule("delay"), metavar="MS:RULE", help="send frames matching RULE MS milliseconds late (later frames may overtake them); repeatable")
+    tap_parser.add_argument("--rewrite", action="append", default=[], type=_rule("rewrite"), metavar="RULE=BYTES", help="send BYTES, as given, instead of frames matching RULE; repeatable")
     tap_parser.set_defaults(run=cmd_tap)
+
+    replay_parser = commands.add_parser(
+        "replay",
+        help="replay a recorded client side against a live server and diff the answers",
+        description="Send the client side of FILE (a JSON-lines trace from `tap --trace` or `Trace.save`, or a pcap) "
+        "to --target in order, read the server's answers and compare them with the recorded ones by message type and "
+        "request ID. Exit status 0 when they match, 1 when they differ.",
+    )
+    replay_parser.add_argument("file", metavar="FILE")
+    replay_parser.add_argument("--target", required=True, metavar="tcp://HOST:PORT")
+    replay_parser.add_argument("--timing", action="store_true", help="keep the recorded timing between frames")
+    replay_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    replay_parser.set_defaults(run=cmd_replay)
+
+
+TAP_EPILOG = "rules:\n  " + RULE_SYNTAX + """
+
+examples:
+  gotalk-lab tap --listen :7001 --upstream :7000 --drop dir=upstream,type=S
+  gotalk-lab tap --listen :7001 --upstream :7000 --delay 300:dir=upstream,type=R,op=sleep
+  gotalk-lab tap --listen :7001 --upstream :7000 --rewrite dir=client,op=echo=7230303030"""
+
+
+def _rule(action: str):
+    """An argparse type: ``RULE``, ``MS:RULE`` or ``RULE=BYTES`` into a ``Rule``."""
+    def parse(text: str) -> Rule:
+        try:
+            if action == "delay":
+                milliseconds, _, rule = text.partition(":")
+                return Rule.parse(rule, action="delay", delay=float(milliseconds) / 1000)
+            if action == "rewrite":
+                rule, equals, data = text.rpartition("=")
+                if not equals or not rule:
+                    raise ValueError("expected RULE=BYTES")
+                return Rule.parse(rule, action="rewrite", replacement=parse_bytes(data))
+            return Rule.parse(text, action=action)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+    return parse
 
 
 def _print(*parts, file=None) -> None:
@@ -213,7 +261,8 @@ def cmd_tap(args: argparse.Namespace) -> int:
 async def _tap(args: argparse.Namespace) -> int:
     from .annotate import annotate
 
-    tap = Tap(*args.upstream)
+    rules = [*args.drop, *args.delay, *args.rewrite]
+    tap = Tap(*args.upstream, rules=rules)
     trace_file = open(args.trace, "a", encoding="utf-8") if args.trace else None
     recorder = None
     if args.pcap:
@@ -228,14 +277,16 @@ async def _tap(args: argparse.Namespace) -> int:
 
     def frame(connection: int, event) -> None:
         arrow = "->" if event.direction == OUT else "<-"
-        _print(f"[{connection}] {event.time * 1000:9.3f} ms {arrow} {annotate(event.message).summary}")
+        mark = f" [{event.action}]" if event.action else ""
+        _print(f"[{connection}] {event.time * 1000:9.3f} ms {arrow} {annotate(event.message).summary}{mark}")
         if trace_file is not None:
             trace_file.write(json.dumps({"conn": connection, **event_to_json(event)}) + "\n")
             trace_file.flush()
 
     def violation(connection: int, direction: str, error) -> None:
         side = "connecting program" if direction == OUT else "upstream"
-        _print(f"[{connection}] invalid bytes from the {side}: {error} (still forwarded, no longer decoded)", file=sys.stderr)
+        then = "the other side closed" if tap.intercept else "still forwarded, no longer decoded"
+        _print(f"[{connection}] invalid bytes from the {side}: {error} ({then})", file=sys.stderr)
 
     def closed(connection) -> None:
         found = connection.findings()
@@ -264,3 +315,13 @@ async def _tap(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.close()
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        report = asyncio.run(replay(args.file, args.target, timing=args.timing))
+    except (OSError, ValueError) as error:
+        _print(f"gotalk-lab replay: {error}", file=sys.stderr)
+        return 2
+    _print(json.dumps(report.to_json(), indent=2) if args.json else str(report))
+    return 0 if report.same else 1

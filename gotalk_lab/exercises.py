@@ -436,3 +436,27 @@ def check_server_message_count(answer, pcap) -> Verdict:
     if answer == count + client:
         return Verdict(False, f"{answer} counts both directions; only the server's messages are asked for.")
     return Verdict(False, f"not {answer}: filter the table above (or tshark's column) on the server's direction and count.")
+
+
+# -- tutorial 11: interception --------------------------------------------------------
+
+
+@_never_raises
+def check_changed_frames(answer, tap) -> Verdict:
+    """``answer``: how many frames of the tap's first connection the tap changed (any action)."""
+    if not getattr(tap, "connections", None):
+        return Verdict(False, "the tap has no connection yet; run the cells above first")
+    events = list(tap.connections[0].trace.events)
+    changed = [event for event in events if event.action]
+    if answer is None:
+        return Verdict(False, "set answer to a number: the frames on `peer`'s connection with a badge in the timeline")
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        return Verdict(False, f"answer should be a whole number, not {type(answer).__name__} {answer!r}")
+    if answer == len(changed):
+        kinds = ", ".join(sorted({event.action for event in changed}))
+        return Verdict(True, f"{answer}: every one is marked in the trace ({kinds}); a dropped frame is recorded too, though never sent.")
+    if answer == len(events):
+        return Verdict(False, f"{answer} is every frame of the connection; count only those the tap changed (a [badge] after the label).")
+    if answer == len([event for event in changed if event.action != "dropped"]):
+        return Verdict(False, f"{answer} leaves out the dropped frames: the tap records them (marked dropped) even though it never sent them.")
+    return Verdict(False, f"not {answer}: look at `peer`'s timeline above, or count `[e for e in tap.connections[0].trace.events if e.action]`.")

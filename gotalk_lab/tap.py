@@ -5,6 +5,13 @@ each direction turns the same bytes into frames for a per-connection ``Trace``
 and for listeners (the CLI prints them). Bytes that do not decode are still
 forwarded: the tap reports the violation and stops decoding that direction,
 it never "fixes" a conversation. It listens only on the address it is given.
+
+With ``intercept=True`` (or any rule) the tap relays whole frames instead: each
+frame is checked against its rules (``intercept.py``) and may be held, edited,
+dropped, delayed or duplicated, and frames may be injected. Each direction is a
+FIFO: a held frame blocks the frames behind it; a delayed one lets them pass.
+Garbage from either side is reported, and the other side is closed after what
+was already decided has been sent.
 """
 
 from __future__ import annotations
@@ -14,16 +21,22 @@ import itertools
 import logging
 from typing import Callable
 
-from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder
+from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame
 from .errors import ProtocolViolation
 from .findings import Finding, Undecodable, findings
-from .trace import IN, OUT, TAP_SIDES, Trace, TraceEvent
+from .intercept import HeldFrame, Rule
+from .trace import IN, OUT, TAP_SIDES, Trace, TraceEvent, frame_from_bytes
 from .transports.base import format_address
+from .wire import Message, ProtocolVersion, SingleRequest, StreamRequest, StreamRequestPart, encode
 
 log = logging.getLogger(__name__)
 
 #: Read size per direction; also what one slow side can make the tap hold.
 READ_SIZE = 64 * 1024
+
+#: Frames an intercepting tap queues per direction before it stops reading that side: a
+#: held frame (or a slow receiver) then slows the sender through TCP, as the bytes path does.
+MAX_QUEUED_FRAMES = 1024
 
 #: A frame listener: (connection number, event) for frames, (connection number, violation) for bad bytes.
 FrameListener = Callable[[int, TraceEvent], None]
@@ -48,6 +61,22 @@ class TapConnection:
         }
         self.violations: dict[str, ProtocolViolation] = {}
         self.bytes = {OUT: 0, IN: 0}
+        # Intercepting: per direction, what to send, in order (None ends it).
+        self.queues: dict[str, asyncio.Queue] = {OUT: asyncio.Queue(), IN: asyncio.Queue()}
+        self.delays_pending = {OUT: 0, IN: 0}
+        self.ending = {OUT: False, IN: False}
+        # (requester direction, request ID) -> operation, so results match ``op=``.
+        self.operations: dict[tuple[str, bytes], str] = {}
+
+    def operation_of(self, direction: str, message: Message) -> str | None:
+        request_id = getattr(message, "request_id", None)
+        if request_id is None:
+            return getattr(message, "name", None)
+        if isinstance(message, (SingleRequest, StreamRequest)):
+            self.operations[direction, request_id] = message.operation
+            return message.operation
+        requester = direction if isinstance(message, StreamRequestPart) else (IN if direction == OUT else OUT)
+        return self.operations.get((requester, request_id))
 
     def observe(self, direction: str, data: bytes) -> list[TraceEvent]:
         """Decode ``data`` (as seen going in ``direction``) into trace events."""
@@ -75,7 +104,10 @@ class Tap:
     "upstream" (``Trace.sides``), and so do their timelines.
     """
 
-    def __init__(self, upstream_host: str, upstream_port: int, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE, trace_cap: int | None = None) -> None:
+    def __init__(
+        self, upstream_host: str, upstream_port: int, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+        trace_cap: int | None = None, intercept: bool = False, rules: list[Rule] | None = None,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.max_payload_size = max_payload_size
         self.trace_cap = trace_cap
@@ -88,6 +120,196 @@ class Tap:
         self._close_listeners: list[Callable[[TapConnection], None]] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.rules: list[Rule] = list(rules or [])
+        self.intercept = intercept or bool(self.rules)
+        self.held: list[HeldFrame] = []  #: frames waiting for a decision, oldest first
+        self._held_listeners: list[Callable[[], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+
+    # -- interception: rules, held frames, injection ------------------------------
+
+    def add_rule(self, rule: Rule) -> Rule:
+        """Check every later frame against ``rule`` (first matching rule wins)."""
+        if not self.intercept:
+            raise RuntimeError("this tap relays bytes as they come; make it with intercept=True to use rules")
+        self.rules.append(rule)
+        return rule
+
+    def hold(self, **criteria) -> Rule:
+        """Hold matching frames in ``tap.held`` until forwarded, edited, dropped…"""
+        return self.add_rule(Rule.make(**criteria, action="hold"))
+
+    def drop(self, **criteria) -> Rule:
+        return self.add_rule(Rule.make(**criteria, action="drop"))
+
+    def delay(self, seconds: float, **criteria) -> Rule:
+        return self.add_rule(Rule.make(**criteria, action="delay", delay=seconds))
+
+    def rewrite(self, replacement: bytes, **criteria) -> Rule:
+        """Send ``replacement`` (as is, even malformed) instead of each matching frame."""
+        return self.add_rule(Rule.make(**criteria, action="rewrite", replacement=bytes(replacement)))
+
+    def clear_rules(self) -> None:
+        self.rules.clear()
+
+    def on_held(self, listener: Callable[[], None]) -> None:
+        """Hear when ``held`` changes (a frame held, or one decided)."""
+        self._held_listeners.append(listener)
+
+    def inject(self, sender: str, message: Message | bytes, *, connection: int | None = None) -> None:
+        """Send ``message`` as if ``sender`` ("client" or "upstream") had sent it, after what is queued.
+
+        ``connection``: its number (default: the newest). Bytes are sent as given.
+        """
+        direction = Rule.make(dir=sender).direction
+        if not self.connections:
+            raise RuntimeError("no connection through the tap yet")
+        target = self.connections[-1] if connection is None else next(c for c in self.connections if c.number == connection)
+        data = message if isinstance(message, bytes) else encode(message)
+        self._call(lambda: self._enqueue(target, direction, data, "injected", None))
+
+    def _call(self, function: Callable[[], None]) -> None:
+        """Run ``function`` on the tap's loop, from that loop or from another thread."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is None or running is self._loop:
+            function()
+        else:
+            self._loop.call_soon_threadsafe(function)
+
+    def _tell_held(self) -> None:
+        for listener in self._held_listeners:
+            try:
+                listener()
+            except Exception:  # a broken view must never break the relay
+                log.exception("tap held listener %r failed", listener)
+
+    def _enqueue(self, connection: TapConnection, direction: str, data: bytes, action: str, original: Frame | None) -> None:
+        slot: asyncio.Future = asyncio.get_running_loop().create_future() if self._loop is None else self._loop.create_future()
+        slot.set_result((action, [data], 0.0, original))
+        connection.queues[direction].put_nowait(slot)
+
+    def _route(self, connection: TapConnection, direction: str, frame: Frame) -> None:
+        """Queue one frame read from ``direction``'s sender, decided now or held."""
+        assert self._loop is not None
+        header, message = frame.header, frame.message
+        raw = header + getattr(message, "payload", b"")
+        operation = connection.operation_of(direction, message)
+        rule = next((r for r in self.rules if r.matches(direction, header, message, operation)), None)
+        slot: asyncio.Future = self._loop.create_future()
+        connection.queues[direction].put_nowait(slot)
+        if rule is None:
+            slot.set_result((None, [raw], 0.0, frame))
+            return
+        rule.matched += 1
+        if rule.action == "drop":
+            slot.set_result(("dropped", [], 0.0, frame))
+        elif rule.action == "delay":
+            slot.set_result(("delayed", [raw], rule.delay, frame))
+        elif rule.action == "rewrite":
+            slot.set_result(("edited", [rule.replacement], 0.0, frame))
+        else:
+            def decide(held: HeldFrame, action: str, chunks: list[bytes], delay: float) -> None:
+                def settle() -> None:
+                    if held in self.held:
+                        self.held.remove(held)
+                    if not slot.done():
+                        slot.set_result((action, chunks, delay, frame))
+                    self._tell_held()
+                self._call(settle)
+
+            self.held.append(HeldFrame(connection.number, direction, header, message, rule, decide))
+            self._tell_held()
+
+    def _record_sent(self, connection: TapConnection, direction: str, action: str | None, data: bytes, frame: Frame | None) -> TraceEvent | None:
+        trace = connection.trace
+        original = None if frame is None else frame.header + getattr(frame.message, "payload", b"")
+        if action is None or action in ("forwarded", "delayed", "duplicated", "dropped"):
+            assert frame is not None
+            return trace.record(direction, frame.header, frame.message, action=action)
+        try:
+            header, message = frame_from_bytes(data)
+        except Exception:  # a deliberately malformed edit: keep what it replaced, mark what was sent
+            if frame is None:
+                header, message = data, ProtocolVersion(0)
+            else:
+                header, message = frame.header, frame.message
+            return trace.record(direction, header, message, action=action, original=original, sent=data)
+        return trace.record(direction, header, message, action=action, original=original)
+
+    def _tell_frame(self, connection: TapConnection, event: TraceEvent | None) -> None:
+        if event is None:
+            return
+        for listener in self._frame_listeners:
+            listener(connection.number, event)
+
+    async def _read_frames(self, connection: TapConnection, direction: str, reader: asyncio.StreamReader) -> None:
+        decoder = connection.decoders[direction]
+        try:
+            while data := await reader.read(READ_SIZE):
+                connection.bytes[direction] += len(data)
+                violation = None
+                try:
+                    frames = decoder.feed_frames(data)
+                except ProtocolViolation as error:
+                    violation = error
+                    frames = error.messages
+                for frame in frames:
+                    self._route(connection, direction, frame)
+                while connection.queues[direction].qsize() > MAX_QUEUED_FRAMES:
+                    await asyncio.sleep(0.01)  # bounded memory while a frame is held
+                if violation is not None:
+                    connection.violations[direction] = violation
+                    log.warning("tap: connection %s: %s sent bytes that do not decode: %s", connection.number, TAP_SIDES[0] if direction == OUT else TAP_SIDES[1], violation)
+                    for listener in self._violation_listeners:
+                        listener(connection.number, direction, violation)
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            connection.queues[direction].put_nowait(None)
+
+    async def _send_frames(self, connection: TapConnection, direction: str, writer: asyncio.StreamWriter) -> None:
+        queue = connection.queues[direction]
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                slot = await queue.get()
+                if slot is None:
+                    if connection.delays_pending[direction]:
+                        connection.ending[direction] = True  # the last delayed frame ends it
+                        continue
+                    break
+                action, chunks, delay, frame = await slot
+                if delay > 0:
+                    connection.delays_pending[direction] += 1
+                    loop.call_later(delay, self._delayed_due, connection, direction, chunks, frame)
+                    continue
+                if not chunks:
+                    self._tell_frame(connection, self._record_sent(connection, direction, action, b"", frame))
+                for data in chunks:
+                    if self._byte_listeners:
+                        self._tell_bytes(connection, "data", direction, data)
+                    writer.write(data)
+                    self._tell_frame(connection, self._record_sent(connection, direction, action, data, frame))
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._tell_bytes(connection, "end", direction)
+            writer.close()
+
+    def _delayed_due(self, connection: TapConnection, direction: str, chunks: list[bytes], frame: Frame | None) -> None:
+        slot: asyncio.Future = asyncio.get_running_loop().create_future()
+        slot.set_result(("delayed", chunks, 0.0, frame))
+        queue = connection.queues[direction]
+        queue.put_nowait(slot)
+        connection.delays_pending[direction] -= 1
+        if connection.ending[direction] and not connection.delays_pending[direction]:
+            queue.put_nowait(None)
 
     def on_frame(self, listener: FrameListener) -> None:
         self._frame_listeners.append(listener)
@@ -111,6 +333,7 @@ class Tap:
                 log.exception("tap byte listener %r failed", listener)
 
     async def listen(self, host: str, port: int) -> str:
+        self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._serve_client, host, port)
         self.address = format_address(self._server.sockets[0].getsockname())
         return self.address
@@ -132,10 +355,23 @@ class Tap:
         connection.upstream_peer = upstream_writer.get_extra_info("peername")
         self._tell_bytes(connection, "open", OUT)
         try:
-            await asyncio.gather(
-                self._forward(connection, OUT, client_reader, upstream_writer),
-                self._forward(connection, IN, upstream_reader, client_writer),
-            )
+            if self.intercept:
+                await asyncio.gather(
+                    self._read_frames(connection, OUT, client_reader),
+                    self._read_frames(connection, IN, upstream_reader),
+                    self._send_frames(connection, OUT, upstream_writer),
+                    self._send_frames(connection, IN, client_writer),
+                )
+            else:
+                await asyncio.gather(
+                    self._forward(connection, OUT, client_reader, upstream_writer),
+                    self._forward(connection, IN, upstream_reader, client_writer),
+                )
+        except asyncio.CancelledError:
+            # ``close`` cancels the connections still open; this task is asyncio's
+            # client_connected_cb, which on Python 3.11 reports a cancelled end as an error.
+            if not self._closing:
+                raise
         finally:
             for writer in (client_writer, upstream_writer):
                 writer.close()
@@ -170,6 +406,7 @@ class Tap:
             writer.close()
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -183,3 +420,15 @@ class Tap:
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+
+async def tap(listen: str = "127.0.0.1:0", upstream: str = "", *, intercept: bool = True, **options) -> Tap:
+    """An intercepting tap listening on ``listen`` ("HOST:PORT", port 0: any) for ``upstream``.
+
+    Connect the client to ``tap.address``. ``intercept=False``: a transparent recorder.
+    """
+    host, _, port = upstream.rpartition(":")
+    the_tap = Tap(host.strip("[]") or "127.0.0.1", int(port), intercept=intercept, **options)
+    listen_host, _, listen_port = listen.rpartition(":")
+    await the_tap.listen(listen_host.strip("[]") or "127.0.0.1", int(listen_port or 0))
+    return the_tap

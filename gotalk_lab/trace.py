@@ -64,10 +64,18 @@ class TraceEvent:
     header: bytes  #: the exact header bytes (the payload follows them on the wire)
     message: Message
     exchange: int | None = None  #: the Exchange id this frame belongs to, if any
+    #: What an intercepting tap did to this frame: None (passed as it came), "forwarded"
+    #: (held, then sent), "edited", "dropped" (recorded, never sent), "delayed",
+    #: "duplicated" or "injected" (made by the tap).
+    action: str | None = None
+    original: bytes | None = None  #: an edited frame's bytes as they arrived at the tap
+    sent: bytes | None = None  #: the bytes sent, when they do not decode (a deliberately malformed edit)
 
     @property
     def raw(self) -> bytes:
-        """The exact bytes of the frame: header then payload."""
+        """The exact bytes of the frame: header then payload (what was sent, for a malformed edit)."""
+        if self.sent is not None:
+            return self.sent
         payload = getattr(self.message, "payload", b"")
         return self.header + payload if payload else self.header
 
@@ -203,17 +211,25 @@ class Trace:
                 self._dropped += index - self._filed_up_to
             file(direction, header, message, at, index)
 
-    def record(self, direction: str, header: bytes, message: Message, at: float | None = None) -> TraceEvent | None:
-        """Append one frame now; returns the event (None when recording is off)."""
+    def record(
+        self, direction: str, header: bytes, message: Message, at: float | None = None, *,
+        action: str | None = None, original: bytes | None = None, sent: bytes | None = None,
+    ) -> TraceEvent | None:
+        """Append one frame now; returns the event (None when recording is off).
+
+        ``action``, ``original`` and ``sent`` mark what a tap changed (``TraceEvent``)."""
         if not self.enabled:
             return None
         if self._queued:
             self._file_queued()
         index = self._next_index
         self._next_index = index + 1
-        return self._file(direction, header, message, at, index)
+        return self._file(direction, header, message, at, index, action, original, sent)
 
-    def _file(self, direction: str, header: bytes, message: Message, at: float | None, index: int) -> TraceEvent | None:
+    def _file(
+        self, direction: str, header: bytes, message: Message, at: float | None, index: int,
+        action: str | None = None, original: bytes | None = None, sent: bytes | None = None,
+    ) -> TraceEvent | None:
         """Make the event for one frame and file it under its exchange.
 
         Kept flat, since it runs for every frame: the exchange is found before
@@ -245,6 +261,8 @@ class Trace:
         else:
             event = TraceEvent(index, at, direction, header, message, exchange.id)
             exchange.events.append(index)
+        if action is not None:
+            event.action, event.original, event.sent = action, original, sent
         events = self._events
         if len(events) == cap:
             self._drop_oldest()
@@ -377,8 +395,14 @@ class Trace:
                     trace.sides = _two_names(record["sides"])
                 continue
             raw = bytes.fromhex(record["hex"])
-            header, message = frame_from_bytes(raw)
-            trace.record(record["dir"], header, message, at=record["t"])
+            original = bytes.fromhex(record["original"]) if "original" in record else None
+            sent = None
+            if record.get("malformed") and original is not None:
+                header, message = frame_from_bytes(original)  # what was sent does not decode
+                sent = raw
+            else:
+                header, message = frame_from_bytes(raw)
+            trace.record(record["dir"], header, message, at=record["t"], action=record.get("action"), original=original, sent=sent)
         return trace
 
     @classmethod
@@ -412,7 +436,14 @@ def _two_names(sides) -> tuple[str, str]:
 
 
 def event_to_json(event: TraceEvent) -> dict:
-    return {"i": event.index, "t": round(event.time, 6), "dir": event.direction, "hex": event.raw.hex()}
+    record = {"i": event.index, "t": round(event.time, 6), "dir": event.direction, "hex": event.raw.hex()}
+    if event.action is not None:  # only a tap that changed something writes these keys
+        record["action"] = event.action
+        if event.original is not None:
+            record["original"] = event.original.hex()
+        if event.sent is not None:
+            record["malformed"] = True
+    return record
 
 
 def frame_from_bytes(raw: bytes) -> tuple[bytes, Message]:

@@ -168,6 +168,81 @@ def test_tap_tells_a_connections_findings_when_it_ends(server, tmp_path):
     assert len(Trace.from_json(records)) == sum("hex" in record for record in records)  # the findings line is not a frame
 
 
+def test_tap_drop_rule_swallows_the_matching_result_and_marks_it(server):
+    upstream = server.addresses()[0].removeprefix("tcp://")
+    tap = Background("tap", "--listen", "127.0.0.1:0", "--upstream", upstream, "--drop", "dir=upstream,type=R,op=echo")
+    try:
+        through = tap.addresses()[0]
+        assert request(through, "echo", "hi", "--timeout", "1").returncode == 1
+        assert request(through, "greet", '{"name": "a"}', "--json").returncode == 0  # other results pass
+    finally:
+        code, printed, _ = tap.stop()
+    assert code == 0
+    assert [line for line in printed.splitlines() if "[dropped]" in line and "<-" in line]
+
+
+def test_tap_delay_rule_still_delivers_late(server):
+    upstream = server.addresses()[0].removeprefix("tcp://")
+    tap = Background("tap", "--listen", "127.0.0.1:0", "--upstream", upstream, "--delay", "300:dir=upstream,type=R")
+    try:
+        started = time.monotonic()
+        assert request(tap.addresses()[0], "echo", "hi").stdout == b"hi\n"
+        assert time.monotonic() - started >= 0.3
+    finally:
+        code, printed, _ = tap.stop()
+    assert "[delayed]" in printed
+
+
+def test_tap_rewrite_rule_sends_the_bytes_as_given(server, tmp_path):
+    upstream = server.addresses()[0].removeprefix("tcp://")
+    trace_file = tmp_path / "tap.jsonl"
+    tap = Background("tap", "--listen", "127.0.0.1:0", "--upstream", upstream, "--trace", str(trace_file),
+                     "--rewrite", "dir=client,type=r,op=echo=text:r00zz")
+    try:
+        assert request(tap.addresses()[0], "echo", "hi", "--timeout", "3").returncode == 1  # the server refused garbage
+    finally:
+        tap.stop()
+    records = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    (edited,) = [record for record in records if record.get("action") == "edited"]
+    assert bytes.fromhex(edited["hex"]) == b"r00zz" and edited["malformed"] is True
+    assert b"echo" in bytes.fromhex(edited["original"])
+
+
+@pytest.mark.parametrize("bad", ["colour=red", "dir=sideways", "type=rr"])
+def test_tap_refuses_a_bad_rule(bad):
+    result = subprocess.run([_command(), "tap", "--listen", ":0", "--upstream", ":1", "--drop", bad], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and bad in result.stderr
+
+
+def test_replay_exits_0_when_the_answers_match_and_1_when_they_differ(server, tmp_path):
+    upstream = server.addresses()[0].removeprefix("tcp://")
+    trace_file = tmp_path / "tap.jsonl"
+    tap = Background("tap", "--listen", "127.0.0.1:0", "--upstream", upstream, "--trace", str(trace_file))
+    try:
+        assert request(tap.addresses()[0], "echo", "hi").returncode == 0
+        deadline = time.monotonic() + 10
+        while trace_file.read_text().count("\n") < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tap.stop()
+    same = subprocess.run([_command(), "replay", str(trace_file), "--target", server.addresses()[0], "--json"], capture_output=True, text=True, timeout=30)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert json.loads(same.stdout)["same"] is True
+    # The same conversation, as if the server had once answered "bye".
+    records = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    for record in records:
+        if "hex" not in record:  # the tap's findings line for the connection
+            continue
+        raw = bytes.fromhex(record["hex"])
+        if raw[:1] == b"R":
+            record["hex"] = (raw[:5] + b"00000003bye").hex()
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text("".join(json.dumps(record) + "\n" for record in records))
+    differs = subprocess.run([_command(), "replay", str(changed), "--target", server.addresses()[0]], capture_output=True, text=True, timeout=30)
+    assert differs.returncode == 1
+    assert "different R" in differs.stdout and "b'bye'" in differs.stdout and "b'hi'" in differs.stdout
+
+
 # -- conformance: a stream request whose first part is empty --------------------------
 # The Go peer reads `s` with an empty payload as the whole stream request and ends
 # the stream at once with an empty `S`; `serve` must answer it the same way on both

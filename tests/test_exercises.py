@@ -43,7 +43,25 @@ CHECKS = {
     "counter (handlers)": (exercises.check_notification_counter, lambda value: (value, {"count": 0})),
     "counter (counter)": (exercises.check_notification_counter, lambda value: (_counting_handlers(), value)),
     "ping": (exercises.check_ping_over_network, lambda value: (value,)),
+    "changed frames": (exercises.check_changed_frames, lambda value: (value, _tap_that_changed(["delayed", "dropped", None]))),
 }
+
+
+def _tap_that_changed(actions):
+    """What the interception check reads of a tap: its first connection's trace events."""
+    from types import SimpleNamespace
+
+    events = [SimpleNamespace(action=action) for action in actions]
+    return SimpleNamespace(connections=[SimpleNamespace(trace=SimpleNamespace(events=events))])
+
+
+def test_the_interception_check_counts_marked_frames_and_explains_a_forgotten_drop():
+    tap = _tap_that_changed(["delayed", "dropped", None, "edited"])
+    assert exercises.check_changed_frames(3, tap).ok
+    assert "dropped" in exercises.check_changed_frames(2, tap).message
+    assert "every frame" in exercises.check_changed_frames(4, tap).message
+    assert not exercises.check_changed_frames(None, _tap_that_changed([])).ok
+    assert "no connection" in exercises.check_changed_frames(1, object()).message
 
 
 def _counting_handlers() -> gl.Handlers:

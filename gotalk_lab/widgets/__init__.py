@@ -16,6 +16,7 @@ from .connection_view import ConnectionView
 from .dashboard import Dashboard, lab
 from .findings_table import FindingsTable
 from .frames import FieldTable, FrameView, link
+from .interceptor import Interceptor
 from .player import Player
 from .timeline import Timeline
 
@@ -30,4 +31,4 @@ def show(value, *, expect_version: bool | None = None, title: str | None = None)
     return ipywidgets.VBox([frame_view, table])
 
 
-__all__ = ["CheckReport", "FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "FindingsTable", "lab", "show"]
+__all__ = ["CheckReport", "FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "FindingsTable", "Interceptor", "lab", "show"]

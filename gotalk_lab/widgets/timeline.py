@@ -157,6 +157,10 @@ def frame_label(event: TraceEvent) -> str:
     detail = frame_detail(event)
     if detail:
         parts.append(detail)
+    action = getattr(event, "action", None)
+    if action:  # what an intercepting tap did to it; the original bytes, when it changed them
+        original = getattr(event, "original", None)
+        parts.append(f"[{action}" + (f", was {payload_preview(original)}]" if original else "]"))
     return " ".join(parts)
 
 
