@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from numbers import Real
 
 from .capture import CapturedMessage, read_capture
+from .checker.model import VERDICTS
 from .connect import pipe
 from .decoder import decode
 from .errors import GotalkError, ProtocolViolation
@@ -52,7 +53,8 @@ class Verdict:
 
 def _as_html(message: str) -> str:
     """The message escaped, with its `code` spans shown as code rather than backticks."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(message, quote=False))
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(message, quote=False))
+    return escaped.replace("\n", "<br>")  # a check that lists several problems puts one a line
 
 
 def _never_raises(check):
@@ -460,3 +462,48 @@ def check_changed_frames(answer, tap) -> Verdict:
     if answer == len([event for event in changed if event.action != "dropped"]):
         return Verdict(False, f"{answer} leaves out the dropped frames: the tap records them (marked dropped) even though it never sent them.")
     return Verdict(False, f"not {answer}: look at `peer`'s timeline above, or count `[e for e in tap.connections[0].trace.events if e.action]`.")
+
+
+# -- tutorial 9: the conformance checker's verdicts for the Go reference server --------
+
+
+#: The cases asked about, the verdict the Go reference server gets, and why.
+GO_REFERENCE = {
+    "1.2": ("pass", 'on a version other than "01" the Go peer closes without writing anything: a refusal, so pass '
+                    "(gotalk.js writes f00000001 first, which the checker reports as informational)"),
+    "4.3": ("non-strict", "on bad size digits the Go peer closes without writing f00000002: it ends the connection, "
+                          "but the other side cannot tell a protocol error from a crash"),
+    "7.1": ("informational", 'the Go default limits disable stream requests: the server answers E "stream requests '
+                             'not supported", so the checker cannot judge the requirement and says so'),
+    "5.4": ("informational", "a Go server sends no heartbeats unless its heartbeat interval is set: a fact, not a fault"),
+}
+
+
+def check_go_reference_verdicts(answer) -> Verdict:
+    """``answer``: a dict such as ``{"1.2": "pass", "4.3": ..., "7.1": ..., "5.4": ...}``."""
+    try:
+        return _check(answer)
+    except Exception as error:  # a learner's odd value must never break the notebook
+        return Verdict(False, f"Could not read `answer` ({type(error).__name__}); it should be a dict of case ID -> verdict.")
+
+
+def _check(answer) -> Verdict:
+    wanted = ", ".join(f'"{case_id}": ...' for case_id in GO_REFERENCE)
+    if answer is None or answer is ...:
+        return Verdict(False, f"Fill in `answer` = {{{wanted}}} in the cell above, run it, then run this cell again.")
+    if not isinstance(answer, dict):
+        return Verdict(False, f"`answer` should be a dict like {{{wanted}}}, not {type(answer).__name__}.")
+    missing = [case_id for case_id in GO_REFERENCE if answer.get(case_id) in (None, ...)]
+    if missing:
+        return Verdict(False, f"Give a verdict for {', '.join(missing)} too; the verdicts are {', '.join(VERDICTS)}.")
+    problems = []
+    for case_id, (right, why) in GO_REFERENCE.items():
+        given = answer[case_id]
+        if not isinstance(given, str) or given.strip().lower() not in VERDICTS:
+            problems.append(f"{case_id}: {given!r} is not a verdict; use one of {', '.join(VERDICTS)}.")
+        elif given.strip().lower() != right:
+            problems.append(f"{case_id}: not {given.strip().lower()!r} but {right!r}: {why}.")
+    if problems:
+        return Verdict(False, "\n".join(problems))
+    return Verdict(True, "All four right. The checker fails a server only for what breaks other peers; where the Go "
+                         "reference and gotalk.js differ, or a fact cannot be judged, it says non-strict or informational.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gotalk_lab.checker.exercise import GO_REFERENCE, check_go_reference_verdicts
+from gotalk_lab.exercises import GO_REFERENCE, check_go_reference_verdicts
 
 RIGHT = {case_id: verdict for case_id, (verdict, _) in GO_REFERENCE.items()}
 

@@ -15,7 +15,7 @@ from check_servers import GO_DEFAULTS, RawServer
 from conformance import CONFORMANCE_DIR, load_transcript
 
 from gotalk_lab.checker import check
-from gotalk_lab.checker.exercise import GO_REFERENCE
+from gotalk_lab.exercises import GO_REFERENCE
 
 #: Transcripts of behaviours the checker judges (the ones needing only echo and errors).
 TRANSCRIPTS = ["10-protocol-error-unknown-type", "11-bad-size-digits", "12-version-mismatch", "13-stream-part-without-request"]
