@@ -155,3 +155,22 @@ def test_openssl_s_client_sends_raw_gotalk_to_serve_tls(tls_server, certificates
         process.kill()
         process.communicate(timeout=10)
     assert received == b"01" + RAW_ANSWER
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("which", [0, 2], ids=["tls", "unix"])
+def test_check_judges_a_tls_or_unix_server_and_refuses_an_untrusted_one(tls_server, certificates, which):
+    import json
+
+    target = listening(tls_server)[which]
+    run = subprocess.run(
+        [_command(), "check", target, "--echo", "echo", "--stream-echo", "upper-stream", "--cacert", str(certificates.ca_file), "--json", "-"],
+        capture_output=True, text=True, timeout=80,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert report["counts"]["fail"] == 0 and report["counts"]["pass"] >= 20, report["counts"]
+    if which == 0:
+        refused = subprocess.run([_command(), "check", target], capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 2
+        assert refused.stderr.startswith(f"gotalk-lab check: cannot reach {target}: the server's TLS certificate is not trusted")
