@@ -81,8 +81,9 @@ async def test_requests_streams_and_notifications(certificates, tmp_path, which)
                 assert [part async for part in stream] == [b"ONE", b"TWO"]
             await within(client.notify_bytes("hello", b"hi"))
             assert await within(heard) == b"hi"
-            kind = ["tls", "ws", "unix"][which]
-            assert client.transport.description.startswith(kind)
+            assert client.transport.description.startswith(("tls ", "ws wss://", "unix ")[which])
+            # The server's side of the connection names its carrier too.
+            assert [peer.name.split()[0] for peer in server.peers] == [("tls", "wss", "unix")[which]]
         finally:
             await within(client.close())
 
@@ -94,6 +95,17 @@ async def test_the_server_side_peer_names_a_unix_connection(tmp_path):
         client = await within(gl.connect(server.addresses[0]))
         await within(client.request_bytes("echo", b"x"))
         assert accepted[0].name == f"unix {socket_path(tmp_path)}"
+        await within(client.close())
+
+
+async def test_a_stale_socket_file_is_replaced(tmp_path):
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as left_behind:
+        left_behind.bind(socket_path(tmp_path))  # a crashed server's file: nobody listens there
+    async with await within(gl.serve(f"unix://{socket_path(tmp_path)}", demo.handlers())) as server:
+        client = await within(gl.connect(server.addresses[0]))
+        assert await within(client.request_bytes("echo", b"fresh")) == b"fresh"
         await within(client.close())
 
 
