@@ -61,8 +61,8 @@ class TapConnection:
         self.number = number
         self.trace = trace
         self.client = ""
-        self.client_peer: tuple | None = None  #: (host, port) of the connecting program
-        self.upstream_peer: tuple | None = None  #: (host, port) of the upstream program
+        self.client_peer: tuple | None = None  #: (host, port) of the connecting program; None on a UNIX socket
+        self.upstream_peer: tuple | None = None  #: (host, port) of the upstream program; None on a UNIX socket
         self.decoders = {
             OUT: Decoder(expect_version=True, max_payload_size=max_payload_size),
             IN: Decoder(expect_version=True, max_payload_size=max_payload_size),
