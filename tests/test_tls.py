@@ -241,3 +241,22 @@ async def test_replay_reaches_tls_and_unix_targets(certificates, tmp_path):
             assert report.same and report.sent >= 2, str(report)
         with pytest.raises(gl.CertificateError):
             await within(gl.replay(recorded, tls))
+
+
+async def test_the_taps_pcap_keeps_both_ends_of_a_unix_to_unix_connection_apart(tmp_path):
+    from gotalk_lab.tap_pcap import PcapRecorder
+
+    (tmp_path / "up").mkdir()
+    async with await within(gl.serve(f"unix://{socket_path(tmp_path / 'up')}", demo.handlers())) as server:
+        tap = await within(gl.tap(f"unix://{socket_path(tmp_path)}", server.addresses[0], intercept=False))
+        recorder = PcapRecorder(tmp_path / "tap.pcap")
+        tap.on_bytes(recorder.on_bytes)
+        async with tap:
+            client = await within(gl.connect(tap.address))
+            assert await within(client.request_bytes("echo", b"both ways")) == b"both ways"
+            await within(client.close())
+        recorder.close()
+    (recorded,) = gl.Trace.from_pcap(tmp_path / "tap.pcap")
+    messages = [event.message for event in recorded.events]
+    assert any(isinstance(m, SingleRequest) and m.payload == b"both ways" for m in messages)
+    assert any(isinstance(m, SingleResult) and m.payload == b"both ways" for m in messages)
