@@ -81,6 +81,9 @@ def test_serve_explains_tls_options_it_cannot_use(tmp_path, certificates):
     assert missing.returncode == 1 and "cannot load --tls" in missing.stderr
     help_text = subprocess.run([_command(), "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
     assert "--tls CERT KEY" in help_text and "--unix PATH" in help_text
+    for command in ("request", "tap", "replay", "check"):
+        help_text = subprocess.run([_command(), command, "--help"], capture_output=True, text=True, timeout=30).stdout
+        assert "--cacert FILE" in help_text and "--insecure" in help_text and "tls://" in help_text, command
 
 
 def test_the_tap_ends_tls_on_both_sides_and_prints_the_plaintext(tls_server, certificates):
