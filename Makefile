@@ -68,6 +68,7 @@ bench: install
 	$(BIN)/python benchmarks/tracing.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/codec.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/timeline.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/carriers.py $(BENCH_ARGS)
 
 # The long fuzz run of the codec (benchmarks/fuzz.py): a million inputs by default,
 # coverage-guided by atheris when it installs, else hypothesis. FUZZ_ARGS=--runs N.

@@ -12,10 +12,11 @@ from . import demo
 from . import html as _html
 from . import peer as _peer
 from .checker import check
-from .connect import Address, Server, connect, parse_address, pipe, serve
+from .connect import Address, Server, connect, parse_address, pipe, serve, tls_client_context, tls_server_context
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
 from .connection import Answer, Connection, ConnectionState, OutgoingRequest, RequestState
 from .errors import (
+    CertificateError,
     ConnectionClosed,
     EncodeError,
     GotalkError,
@@ -149,6 +150,7 @@ __all__ = [
     "RequestError",
     "RetryExhausted",
     "ConnectionClosed",
+    "CertificateError",
     # peer
     "Peer",
     "PeerState",
@@ -159,6 +161,8 @@ __all__ = [
     "Server",
     "Address",
     "parse_address",
+    "tls_client_context",
+    "tls_server_context",
     "Trace",
     "findings",
     "Finding",

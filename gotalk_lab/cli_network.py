@@ -3,7 +3,8 @@
 Each command is a parser block plus an async body; ``cli.py`` registers them.
 They use the public peer API only and print for people: results on stdout,
 problems on stderr as one line, exit status 1 for a failed request or an
-unreachable address.
+unreachable address. TLS options follow curl's names: ``--cacert FILE`` trusts
+that CA (a test certificate's), ``-k``/``--insecure`` checks nothing.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import argparse
 import asyncio
 import json
 import signal
+import ssl
 import sys
 
 from . import demo
-from .connect import DEFAULT_HOST, connect, parse_address, serve
+from .connect import DEFAULT_HOST, TLS_SCHEMES, Address, connect, parse_address, serve, tls_client_context, tls_server_context
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 from .errors import GotalkError
-from .errors import ConnectionClosed, RequestError
+from .errors import CertificateError, ConnectionClosed, RequestError
 from .intercept import RULE_SYNTAX, Rule, parse_bytes
 from .replay import replay
 from .tap import Tap
@@ -39,15 +41,50 @@ def host_port(text: str) -> tuple[str, int]:
     return host, number
 
 
+def stream_address(text: str) -> Address:
+    """``HOST:PORT`` (TCP), or a tcp://, tls:// or unix:// address: what the tap listens on and reaches."""
+    if "://" not in text and not text.lower().startswith("unix:"):
+        return Address("tcp", *host_port(text))
+    try:
+        where = parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if where.scheme not in ("tcp", "tls", "unix"):
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, tcp://, tls:// or unix://, got {text!r}")
+    return where
+
+
+def _add_tls_client_options(parser, what: str) -> None:
+    parser.add_argument("--cacert", "--cafile", metavar="FILE", help=f"trust the CA certificates in FILE (PEM) when verifying {what}: how to trust a test certificate")
+    parser.add_argument("-k", "--insecure", action="store_true", help=f"do not verify {what}'s certificate or name (the bytes are still encrypted)")
+
+
+def _tls_client(args: argparse.Namespace, command: str) -> ssl.SSLContext | None:
+    """The context the options ask for; None (the system's trusted CAs) without them. Raises SystemExit(2) on a bad --cacert."""
+    if not args.cacert and not args.insecure:
+        return None
+    try:
+        return tls_client_context(args.cacert, insecure=args.insecure)
+    except (OSError, ssl.SSLError) as error:
+        _print(f"gotalk-lab {command}: cannot read --cacert {args.cacert}: {error.strerror or error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def add_parsers(commands) -> None:
     serve_parser = commands.add_parser(
         "serve",
-        help="serve the demo operations over TCP and/or WebSocket",
+        help="serve the demo operations over TCP, WebSocket and/or a UNIX socket (TLS with --tls)",
         description="Serve the demo operations (echo, greet, fail, sleep, ping, callback, upper-stream, hello) "
-        "until interrupted. Port 0 picks a free port; the bound addresses are printed as 'listening ...' lines.",
+        "until interrupted. Port 0 picks a free port; the bound addresses are printed as 'listening ...' lines "
+        "(tcp://, tls://, ws://, wss:// or unix://).",
     )
-    serve_parser.add_argument("--tcp", type=host_port, metavar="HOST:PORT", help="TCP address (default host 127.0.0.1)")
-    serve_parser.add_argument("--ws", type=host_port, metavar="HOST:PORT", help="WebSocket address; endpoint /gotalk/")
+    serve_parser.add_argument("--tcp", type=host_port, metavar="HOST:PORT", help="TCP address (default host 127.0.0.1); TLS with --tls")
+    serve_parser.add_argument("--ws", type=host_port, metavar="HOST:PORT", help="WebSocket address; endpoint /gotalk/; wss:// with --tls")
+    serve_parser.add_argument("--unix", metavar="PATH", help="UNIX socket file (a stale socket there is replaced; removed on exit)")
+    serve_parser.add_argument(
+        "--tls", nargs=2, metavar=("CERT", "KEY"),
+        help="serve --tcp as tls:// and --ws as wss:// with this certificate chain and private key (PEM files)",
+    )
     serve_parser.add_argument("--buffer-limit", type=int, metavar="N", default=256, help="single requests handled at once (default 256); over it: RetryResult")
     serve_parser.add_argument("--stream-limit", type=int, metavar="N", default=64, help="stream requests handled at once (default 64; 0 refuses streams)")
     serve_parser.add_argument("--read-timeout", type=float, metavar="SECONDS", help="close idle connections with f00000003")
@@ -62,16 +99,18 @@ def add_parsers(commands) -> None:
     request_parser = commands.add_parser(
         "request",
         help="send one request (or a stream request) and print the result",
-        description="Send OP with PAYLOAD to ADDRESS (tcp://HOST:PORT or ws://HOST:PORT/PATH) and print the result "
-        "payload. An ErrorResult prints its text on stderr and exits 1. This side serves the demo operations too, "
-        "so 'callback' works.",
+        description="Send OP with PAYLOAD to ADDRESS (tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, "
+        "wss://HOST:PORT/PATH or unix:///PATH) and print the result payload. A TLS server's certificate is checked "
+        "against the system's trusted CAs, or --cacert's. An ErrorResult prints its text on stderr and exits 1. "
+        "This side serves the demo operations too, so 'callback' works.",
     )
-    request_parser.add_argument("address")
+    request_parser.add_argument("address", metavar="ADDRESS")
     request_parser.add_argument("operation", metavar="OP")
     request_parser.add_argument("payload", nargs="?", default="", metavar="PAYLOAD", help="text to send ('-' reads stdin)")
     request_parser.add_argument("--json", action="store_true", help="PAYLOAD is JSON (checked before sending); the result is printed as indented JSON")
     request_parser.add_argument("--stream", nargs="+", metavar="PART", help="send a stream request with these parts (PAYLOAD, if any, goes first); print each result part on its own line")
     request_parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)")
+    _add_tls_client_options(request_parser, "the server")
     request_parser.set_defaults(run=cmd_request)
 
     tap_parser = commands.add_parser(
@@ -79,13 +118,17 @@ def add_parsers(commands) -> None:
         help="a recording proxy between two other Gotalk programs",
         description="Listen on --listen, forward every connection to --upstream, print each frame as it passes "
         "('->' from the connecting program, '<-' from upstream) and append it to --trace as JSON lines. "
+        "Either side may be TLS (--tls CERT KEY for clients, a tls:// upstream) or a UNIX socket (unix:///PATH): "
+        "the tap ends TLS there, so what it shows is the plaintext. "
         "Without rules it is a transparent recorder, byte for byte; with --drop, --delay or --rewrite it relays "
         "whole frames and marks in the trace what it changed.",
         epilog=TAP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tap_parser.add_argument("--listen", type=host_port, required=True, metavar="HOST:PORT")
-    tap_parser.add_argument("--upstream", type=host_port, required=True, metavar="HOST:PORT")
+    tap_parser.add_argument("--listen", type=stream_address, required=True, metavar="ADDRESS", help="HOST:PORT, tls://HOST:PORT (with --tls) or unix:///PATH")
+    tap_parser.add_argument("--upstream", type=stream_address, required=True, metavar="ADDRESS", help="HOST:PORT, tls://HOST:PORT (its certificate verified) or unix:///PATH")
+    tap_parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="accept TLS from clients with this certificate chain and private key (PEM files)")
+    _add_tls_client_options(tap_parser, "a tls:// upstream")
     tap_parser.add_argument("--trace", metavar="FILE", help="write every frame as a JSON line (with its connection number); when a connection ends, a line {\"conn\": N, \"findings\": [...]}, its Expert Info, also printed as \"[N] finding: ...\" lines")
     tap_parser.add_argument("--pcap", metavar="FILE", help="also write what is relayed as a pcap file (Wireshark, tshark, `decode` read it)")
     tap_parser.add_argument("--drop", action="append", default=[], type=_rule("drop"), metavar="RULE", help="never send frames matching RULE; repeatable")
@@ -101,7 +144,8 @@ def add_parsers(commands) -> None:
         "request ID. Exit status 0 when they match, 1 when they differ.",
     )
     replay_parser.add_argument("file", metavar="FILE")
-    replay_parser.add_argument("--target", required=True, metavar="tcp://HOST:PORT")
+    replay_parser.add_argument("--target", required=True, metavar="ADDRESS", help="tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH")
+    _add_tls_client_options(replay_parser, "the target")
     replay_parser.add_argument("--timing", action="store_true", help="keep the recorded timing between frames")
     replay_parser.add_argument("--json", action="store_true", help="print the report as JSON")
     replay_parser.set_defaults(run=cmd_replay)
@@ -112,7 +156,9 @@ TAP_EPILOG = "rules:\n  " + RULE_SYNTAX + """
 examples:
   gotalk-lab tap --listen :7001 --upstream :7000 --drop dir=upstream,type=S
   gotalk-lab tap --listen :7001 --upstream :7000 --delay 300:dir=upstream,type=R,op=sleep
-  gotalk-lab tap --listen :7001 --upstream :7000 --rewrite dir=client,op=echo=7230303030"""
+  gotalk-lab tap --listen :7001 --upstream :7000 --rewrite dir=client,op=echo=7230303030
+  gotalk-lab tap --listen :7001 --upstream tls://example.org:7443 --cacert ca.pem
+  gotalk-lab tap --listen tls://:7002 --tls cert.pem key.pem --upstream unix:///tmp/gotalk.sock"""
 
 
 def _rule(action: str):
@@ -150,23 +196,41 @@ def _interrupted() -> asyncio.Event:
     return stop
 
 
+def _tls_server(args: argparse.Namespace, command: str) -> ssl.SSLContext | None:
+    """The server context of ``--tls CERT KEY``, or None; raises SystemExit(1) when they do not load."""
+    if not args.tls:
+        return None
+    cert, key = args.tls
+    try:
+        return tls_server_context(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        _print(f"gotalk-lab {command}: cannot load --tls {cert} {key}: {error.strerror or error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    if args.tcp is None and args.ws is None:
-        _print("gotalk-lab serve: give --tcp HOST:PORT and/or --ws HOST:PORT", file=sys.stderr)
+    if args.tcp is None and args.ws is None and args.unix is None:
+        _print("gotalk-lab serve: give --tcp HOST:PORT, --ws HOST:PORT and/or --unix PATH", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(args))
+    if args.tls and args.tcp is None and args.ws is None:
+        _print("gotalk-lab serve: --tls applies to --tcp and --ws; give one of them", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(args, _tls_server(args, "serve")))
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, tls: ssl.SSLContext | None = None) -> int:
     addresses = []
     if args.tcp:
-        addresses.append(f"tcp://{format_address(args.tcp)}")
+        addresses.append(f"{'tls' if tls else 'tcp'}://{format_address(args.tcp)}")
     if args.ws:
-        addresses.append(f"ws://{format_address(args.ws)}/gotalk/")
+        addresses.append(f"{'wss' if tls else 'ws'}://{format_address(args.ws)}/gotalk/")
+    if args.unix:
+        addresses.append(f"unix://{args.unix}")
     try:
         server = await serve(
             addresses,
             demo.handlers(),
+            ssl=tls,
             allow_origins=args.allow_origin,
             max_requests=args.buffer_limit,
             max_streams=args.stream_limit,
@@ -209,12 +273,16 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 async def _request(args: argparse.Namespace, payload: bytes) -> int:
     try:
-        parse_address(args.address)
+        where = parse_address(args.address)
     except ValueError as error:
         _print(f"gotalk-lab request: {error}", file=sys.stderr)
         return 2
+    tls = _tls_client(args, "request") if where.scheme in TLS_SCHEMES else None
     try:
-        peer = await connect(args.address, demo.handlers())
+        peer = await connect(args.address, demo.handlers(), ssl=tls)
+    except CertificateError as error:
+        _print(f"gotalk-lab request: {error}", file=sys.stderr)
+        return 1
     except (OSError, GotalkError, TimeoutError) as error:
         _print(f"gotalk-lab request: cannot connect to {args.address}: {error}", file=sys.stderr)
         return 1
@@ -262,7 +330,17 @@ async def _tap(args: argparse.Namespace) -> int:
     from .annotate import annotate
 
     rules = [*args.drop, *args.delay, *args.rewrite]
-    tap = Tap(*args.upstream, rules=rules)
+    listen_tls = _tls_server(args, "tap")
+    if listen_tls is not None and args.listen.scheme == "tcp":
+        args.listen = Address("tls", args.listen.host, args.listen.port)
+    if args.listen.scheme == "tls" and listen_tls is None:
+        _print("gotalk-lab tap: a tls:// --listen needs --tls CERT KEY", file=sys.stderr)
+        return 2
+    if args.listen.scheme == "unix" and listen_tls is not None:
+        _print("gotalk-lab tap: --tls is for a TCP --listen, not a UNIX socket", file=sys.stderr)
+        return 2
+    upstream_tls = _tls_client(args, "tap") if args.upstream.scheme == "tls" else None
+    tap = Tap(args.upstream.url, rules=rules, upstream_ssl=upstream_tls)
     trace_file = open(args.trace, "a", encoding="utf-8") if args.trace else None
     recorder = None
     if args.pcap:
@@ -300,12 +378,12 @@ async def _tap(args: argparse.Namespace) -> int:
     tap.on_violation(violation)
     tap.on_close(closed)
     try:
-        address = await tap.listen(*args.listen)
+        await tap.listen(args.listen.url, ssl=listen_tls)
     except OSError as error:
         _print(f"gotalk-lab tap: cannot listen: {error}", file=sys.stderr)
         return 1
     stop = _interrupted()
-    _print(f"listening tcp://{address} -> upstream tcp://{format_address(args.upstream)}")
+    _print(f"listening {tap.url} -> upstream {tap.upstream_address.url}")
     try:
         await stop.wait()
     finally:
@@ -319,7 +397,9 @@ async def _tap(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     try:
-        report = asyncio.run(replay(args.file, args.target, timing=args.timing))
+        where = parse_address(args.target)
+        tls = _tls_client(args, "replay") if where.scheme in TLS_SCHEMES else None
+        report = asyncio.run(replay(args.file, args.target, timing=args.timing, ssl=tls))
     except (OSError, ValueError) as error:
         _print(f"gotalk-lab replay: {error}", file=sys.stderr)
         return 2

@@ -4,7 +4,8 @@
 code to answer with (``ProtocolViolation`` adds where in the byte stream).
 ``LocalProtocolError`` is what the caller asked for that the protocol forbids
 (``EncodeError``: a message that cannot be written). The outcomes of a request
-(``RequestError``, ``RetryExhausted``, ``ConnectionClosed``) complete the family.
+(``RequestError``, ``RetryExhausted``, ``ConnectionClosed``) and a TLS certificate
+that was not trusted (``CertificateError``) complete the family.
 This module defines errors and nothing else.
 """
 
@@ -100,6 +101,18 @@ class ConnectionClosed(GotalkError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class CertificateError(GotalkError, ConnectionError):
+    """The other side's TLS certificate failed verification; nothing was sent.
+
+    An ``OSError`` too, like the failures to connect it stands beside. ``reason``
+    is what the TLS library said failed (e.g. "self-signed certificate").
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 def error_text(error: BaseException) -> bytes:

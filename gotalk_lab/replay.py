@@ -1,6 +1,6 @@
 """Replay a recorded conversation's client side against a live server, and diff the answers.
 
-``replay(trace, "tcp://HOST:PORT")`` sends the recorded client bytes (OUT frames)
+``replay(trace, "tcp://HOST:PORT")`` (or ``tls://``, ``unix:///PATH``) sends the recorded client bytes (OUT frames)
 in order, and with ``timing=True`` at their recorded times, reads what the server
 answers, and compares it with what was recorded: answers are matched by message
 type and request ID (the n-th answer to an ID with the n-th), notifications by name.
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import html
+import ssl as ssl_module
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .connect import parse_address
+from .connect import certificate_error, parse_address
 from .decoder import Decoder
 from .errors import ProtocolViolation
 from .trace import IN, OUT, Trace
@@ -149,17 +150,30 @@ def _load(trace: Trace | str | Path) -> Trace:
     return Trace.load(path)
 
 
-async def replay(trace: Trace | str | Path, target: str, *, timing: bool = False, quiet: float = DEFAULT_QUIET, timeout: float = 30.0) -> ReplayReport:
-    """Send ``trace``'s client side to ``target`` ("tcp://HOST:PORT"); report how the answers differ."""
+async def replay(
+    trace: Trace | str | Path, target: str, *, timing: bool = False, quiet: float = DEFAULT_QUIET, timeout: float = 30.0,
+    ssl: ssl_module.SSLContext | None = None,
+) -> ReplayReport:
+    """Send ``trace``'s client side to ``target`` ("tcp://HOST:PORT"); report how the answers differ.
+
+    A ``tls://`` target is verified with ``ssl`` (default: the system's trusted CAs).
+    """
     recorded_trace = _load(trace)
     events = list(recorded_trace.events)
     outgoing = [event for event in events if event.direction == OUT and event.action != "dropped"]
     recorded = [event.message for event in events if event.direction == IN and event.action != "dropped"]
     where = parse_address(target)
     report = ReplayReport(target=target, sent=0)
-    if where.scheme != "tcp":
-        raise ValueError(f"replay speaks TCP only, not {where.scheme}")
-    reader, writer = await asyncio.open_connection(where.host, where.port)
+    if where.scheme not in ("tcp", "tls", "unix"):
+        raise ValueError(f"replay speaks TCP, TLS and UNIX sockets, not {where.scheme}")
+    if where.scheme == "unix":
+        reader, writer = await asyncio.open_unix_connection(where.path)
+    else:
+        context = (ssl or ssl_module.create_default_context()) if where.scheme == "tls" else None
+        try:
+            reader, writer = await asyncio.open_connection(where.host, where.port, ssl=context)
+        except ssl_module.SSLCertVerificationError as error:
+            raise certificate_error(where.url, error) from None
     decoder = Decoder(expect_version=True)
     replayed: list[Message] = []
     last_heard = time.monotonic()

@@ -1,5 +1,9 @@
 """A recording TCP proxy between two other Gotalk programs.
 
+Either side may also be TLS or a UNIX socket: the tap terminates TLS (it serves
+its own certificate to clients, verifies a tls:// upstream's), so what it
+records and relays is the plaintext Gotalk between the two.
+
 Every byte is forwarded unchanged and at once, in both directions; a decoder on
 each direction turns the same bytes into frames for a per-connection ``Trace``
 and for listeners (the CLI prints them). Bytes that do not decode are still
@@ -19,8 +23,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import ssl as ssl_module
+import stat
 from typing import Callable
 
+from .connect import Address, certificate_error, parse_address
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame
 from .errors import ProtocolViolation
 from .findings import Finding, Undecodable, findings
@@ -53,8 +61,8 @@ class TapConnection:
         self.number = number
         self.trace = trace
         self.client = ""
-        self.client_peer: tuple | None = None  #: (host, port) of the connecting program
-        self.upstream_peer: tuple | None = None  #: (host, port) of the upstream program
+        self.client_peer: tuple | None = None  #: (host, port) of the connecting program; None on a UNIX socket
+        self.upstream_peer: tuple | None = None  #: (host, port) of the upstream program; None on a UNIX socket
         self.decoders = {
             OUT: Decoder(expect_version=True, max_payload_size=max_payload_size),
             IN: Decoder(expect_version=True, max_payload_size=max_payload_size),
@@ -96,8 +104,29 @@ class TapConnection:
         return findings(self.trace, undecodable=undecodable, now=self.trace.now(), **options)
 
 
+#: The schemes a tap listens on and connects to: byte streams (not WebSocket).
+TAP_SCHEMES = ("tcp", "tls", "unix")
+
+
+def _stream_address(address: str, role: str) -> Address:
+    where = parse_address(address)
+    if where.scheme not in TAP_SCHEMES:
+        raise ValueError(f"a tap's {role} is tcp://, tls:// or unix://, not {where.url}")
+    return where
+
+
+def _ip_peer(name: object) -> tuple | None:
+    """A socket's (host, port), or None for a UNIX socket (its name is a path)."""
+    return name if isinstance(name, tuple) else None
+
+
 class Tap:
     """``listen`` -> client connects -> tap connects to ``upstream`` -> both ways recorded.
+
+    ``upstream`` is a host and a port, or one address: ``tcp://``, ``tls://`` (the
+    tap verifies its certificate with ``upstream_ssl``, default the system's
+    trusted CAs) or ``unix:///PATH``. ``listen`` takes the same kinds; a
+    ``tls://`` one needs ``ssl``, the tap's own server context.
 
     ``OUT`` in a tap's traces is what the connecting program sent, ``IN`` what
     the upstream program answered; the traces name those sides "client" and
@@ -105,10 +134,23 @@ class Tap:
     """
 
     def __init__(
-        self, upstream_host: str, upstream_port: int, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+        self, upstream_host: str, upstream_port: int | None = None, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
         trace_cap: int | None = None, intercept: bool = False, rules: list[Rule] | None = None,
+        upstream_ssl: ssl_module.SSLContext | None = None,
     ) -> None:
-        self.upstream = (upstream_host, upstream_port)
+        if upstream_port is None:
+            where = _stream_address(upstream_host, "upstream")
+        else:
+            where = Address("tcp", upstream_host, upstream_port)
+        if where.scheme == "tls":
+            upstream_ssl = upstream_ssl if upstream_ssl is not None else ssl_module.create_default_context()
+        elif upstream_ssl is not None:
+            raise ValueError(f"upstream_ssl= is for a tls:// upstream, not {where.url}")
+        self.upstream_address = where  #: where the tap connects, as an ``Address``
+        self.upstream = (where.host, where.port)
+        self.upstream_ssl = upstream_ssl
+        self.url = ""  #: what the tap listens on, with its scheme (``tls://127.0.0.1:PORT``)
+        self._socket_file: str | None = None
         self.max_payload_size = max_payload_size
         self.trace_cap = trace_cap
         self.connections: list[TapConnection] = []
@@ -332,27 +374,56 @@ class Tap:
             except Exception:  # a broken recorder must never break the relay
                 log.exception("tap byte listener %r failed", listener)
 
-    async def listen(self, host: str, port: int) -> str:
+    async def listen(self, host: str, port: int | None = None, *, ssl: ssl_module.SSLContext | None = None) -> str:
+        """Listen on ``host``:``port``, or on one address (tcp://, tls:// with ``ssl``, unix://).
+
+        Returns ``address``: what ``connect`` takes to reach the tap (a bare
+        ``HOST:PORT`` for plain TCP, else the URL).
+        """
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve_client, host, port)
-        self.address = format_address(self._server.sockets[0].getsockname())
+        where = Address("tcp", host, port) if port is not None else _stream_address(host, "listening address")
+        if where.scheme == "tls" and ssl is None:
+            raise ValueError(f"a tap listening on {where.url} needs ssl=, its server context (gl.tls_server_context)")
+        if where.scheme != "tls":
+            ssl = None
+        if where.scheme == "unix":
+            path = os.path.abspath(where.path)
+            self._server = await asyncio.start_unix_server(self._serve_client, path)
+            self._socket_file = path
+            self.url = self.address = f"unix://{path}"
+            return self.address
+        self._server = await asyncio.start_server(self._serve_client, where.host, where.port, ssl=ssl)
+        bound = format_address(self._server.sockets[0].getsockname())
+        self.url = f"{where.scheme}://{bound}"
+        self.address = bound if where.scheme == "tcp" else self.url
         return self.address
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        where = self.upstream_address
+        if where.scheme == "unix":
+            return await asyncio.open_unix_connection(where.path)
+        return await asyncio.open_connection(where.host, where.port, ssl=self.upstream_ssl)
 
     async def _serve_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
         connection = TapConnection(next(self._numbers), Trace(cap=self.trace_cap, sides=TAP_SIDES), self.max_payload_size)
-        connection.client = format_address(client_writer.get_extra_info("peername"))
-        connection.client_peer = client_writer.get_extra_info("peername")
+        connection.client = format_address(client_writer.get_extra_info("peername")) or "a UNIX socket client"
+        connection.client_peer = _ip_peer(client_writer.get_extra_info("peername"))
         self.connections.append(connection)
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
-        except OSError as error:
-            log.error("tap: cannot reach upstream %s:%s: %s", *self.upstream, error)
+            upstream_reader, upstream_writer = await self._open_upstream()
+        except ssl_module.SSLCertVerificationError as error:
+            log.error("tap: cannot reach upstream: %s", certificate_error(self.upstream_address.url, error))
             client_writer.close()
             self._tasks.discard(task)
             return
-        connection.upstream_peer = upstream_writer.get_extra_info("peername")
+        except OSError as error:
+            log.error("tap: cannot reach upstream %s: %s", self.upstream_address.url, error)
+            client_writer.close()
+            self._tasks.discard(task)
+            return
+        connection.upstream_peer = _ip_peer(upstream_writer.get_extra_info("peername"))
         self._tell_bytes(connection, "open", OUT)
         try:
             if self.intercept:
@@ -414,6 +485,14 @@ class Tap:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        if self._socket_file is not None:
+            # asyncio leaves a UNIX socket's file behind (before Python 3.13).
+            try:
+                if stat.S_ISSOCK(os.stat(self._socket_file).st_mode):
+                    os.unlink(self._socket_file)
+            except OSError:
+                pass
+            self._socket_file = None
 
     async def __aenter__(self) -> "Tap":
         return self
@@ -422,13 +501,16 @@ class Tap:
         await self.close()
 
 
-async def tap(listen: str = "127.0.0.1:0", upstream: str = "", *, intercept: bool = True, **options) -> Tap:
+async def tap(
+    listen: str = "127.0.0.1:0", upstream: str = "", *, intercept: bool = True,
+    ssl: ssl_module.SSLContext | None = None, upstream_ssl: ssl_module.SSLContext | None = None, **options,
+) -> Tap:
     """An intercepting tap listening on ``listen`` ("HOST:PORT", port 0: any) for ``upstream``.
 
+    Both may be addresses: ``tls://`` (``ssl``: the tap's server context for a TLS
+    ``listen``; ``upstream_ssl``: what verifies a TLS upstream) or ``unix:///PATH``.
     Connect the client to ``tap.address``. ``intercept=False``: a transparent recorder.
     """
-    host, _, port = upstream.rpartition(":")
-    the_tap = Tap(host.strip("[]") or "127.0.0.1", int(port), intercept=intercept, **options)
-    listen_host, _, listen_port = listen.rpartition(":")
-    await the_tap.listen(listen_host.strip("[]") or "127.0.0.1", int(listen_port or 0))
+    the_tap = Tap(upstream, intercept=intercept, upstream_ssl=upstream_ssl, **options)
+    await the_tap.listen(listen, ssl=ssl)
     return the_tap

@@ -4,7 +4,9 @@
 connections as one synthesized TCP connection between the real client address and the
 real upstream address (the tap itself does not appear): a handshake when the upstream
 answers, one segment per read, the time each was read, FINs when either side ends.
-Ethernet frames, so any tool reads the file; flushed packet by packet.
+A TLS side is written as the plaintext the tap saw; a UNIX socket side as a loopback
+address with a made-up port. Ethernet frames, so any tool reads the file; flushed
+packet by packet.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from pathlib import Path
 from .trace import OUT
 from .capture.pcapfile import LINKTYPE_ETHERNET, PcapWriter
 from .capture.synth import CLIENT, SERVER, TcpConversation
+
+
+#: The ports a UNIX socket side is written with: the client's from the ephemeral
+#: range (plus the connection number), the upstream's one below it.
+UNIX_CLIENT_PORTS = 49152
+UNIX_UPSTREAM_PORT = 49151
 
 
 class PcapRecorder:
@@ -30,8 +38,10 @@ class PcapRecorder:
         now = time.time()
         number = connection.number
         if what == "open":
-            client = connection.client_peer or ("127.0.0.1", 0)
-            upstream = connection.upstream_peer or ("127.0.0.1", 0)
+            # A UNIX socket side has no (host, port): it is written as one of loopback's,
+            # the client's distinct per connection, so that readers keep the two ends apart.
+            client = connection.client_peer or ("127.0.0.1", UNIX_CLIENT_PORTS + number % 16384)
+            upstream = connection.upstream_peer or ("127.0.0.1", UNIX_UPSTREAM_PORT)
             conversation = TcpConversation(
                 self.writer,
                 (client[0], client[1]),

@@ -98,3 +98,55 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     _asyncio.run(_asyncio.wait_for(function(**arguments), ASYNC_TEST_TIMEOUT))
     return True
+
+
+# -- TLS certificates -------------------------------------------------------------
+# Made by trustme for the session: a CA of the tests' own and a server certificate
+# it signed for 127.0.0.1 and localhost, written as PEM files for the command line.
+# Nothing is read from outside the repository.
+
+import ssl as _ssl
+from dataclasses import dataclass as _dataclass
+
+
+@_dataclass
+class Certificates:
+    ca: object  #: the trustme CA that signed ``server``
+    server: object  #: a trustme leaf certificate for 127.0.0.1 and localhost
+    folder: Path
+
+    @property
+    def ca_file(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.folder / "cert.pem"
+
+    @property
+    def key_file(self) -> Path:
+        return self.folder / "key.pem"
+
+    def server_context(self, certificate=None) -> _ssl.SSLContext:
+        context = _ssl.SSLContext(_ssl.PROTOCOL_TLS_SERVER)
+        (certificate or self.server).configure_cert(context)
+        return context
+
+    def client_context(self) -> _ssl.SSLContext:
+        """A verifying client context that trusts the tests' CA (and nothing else)."""
+        context = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        self.ca.configure_trust(context)
+        return context
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    import trustme
+
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    made = Certificates(ca, server, tmp_path_factory.mktemp("tls"))
+    ca.cert_pem.write_to_path(made.ca_file)
+    server.private_key_pem.write_to_path(made.key_file)
+    made.cert_file.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    return made

@@ -24,6 +24,7 @@ SMOKE_ARGUMENTS = {
     "tracing": ["--quick", "--runs", "1", "--seconds", "0.1"],
     "codec": ["--quick"],
     "timeline": ["--quick", "--runs", "1", "--requests", "300"],
+    "carriers": ["--quick", "--runs", "1", "--seconds", "0.1"],
 }
 
 

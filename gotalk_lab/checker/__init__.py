@@ -24,17 +24,19 @@ async def check(
     aggressive: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     cases: list[str] | None = None,
+    ssl=None,
 ) -> Report:
-    """Check the Gotalk server at ``url`` (``tcp://HOST:PORT`` or ``ws://HOST:PORT/PATH``).
+    """Check the Gotalk server at ``url`` (``tcp://HOST:PORT``, ``ws://HOST:PORT/PATH``, tls://, wss://, unix:///PATH).
 
     ``echo``/``stream_echo`` name operations on the target that answer with their
     payload / upper-case each stream part (they unlock the cases that need them);
-    ``aggressive`` adds the cases that may take a fragile server down. Returns a
+    ``aggressive`` adds the cases that may take a fragile server down; ``ssl``
+    verifies a tls:// or wss:// server (default: the system's trusted CAs). Returns a
     ``Report``; raises ``TargetError`` when the target cannot be reached at all.
     Blocking form: ``gotalk_lab.check.sync(...)`` (``gotalk_lab.sync.check``, attached by the package).
     The interactive report: ``gotalk_lab.widgets.CheckReport(report)``.
     """
-    return await run_check(url, echo=echo, stream_echo=stream_echo, aggressive=aggressive, timeout=timeout, cases=cases)
+    return await run_check(url, echo=echo, stream_echo=stream_echo, aggressive=aggressive, timeout=timeout, cases=cases, ssl=ssl)
 
 
 __all__ = [

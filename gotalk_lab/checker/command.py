@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import sys
 
+from ..connect import tls_client_context
 from .report import EXIT_UNREACHABLE
 from .runner import DEFAULT_TIMEOUT, run_check
 from .session import TargetError
@@ -48,7 +49,7 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
         "check", help="conformance checker for someone else's Gotalk server",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("url", metavar="URL", help="tcp://HOST:PORT or ws://HOST:PORT/PATH")
+    parser.add_argument("url", metavar="URL", help="tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH or unix:///PATH")
     parser.add_argument("--echo", metavar="OP", help="an operation on the target that answers with its payload (unlocks payload, ID, multiplexing, fragmentation cases)")
     parser.add_argument("--stream-echo", metavar="OP", help="a streaming operation answering one part per part (the demo's upper-stream; unlocks the stream cases)")
     parser.add_argument("--aggressive", action="store_true", help="add the cases that may take a fragile server down (ID reuse, stray parts, huge sizes, floods)")
@@ -58,14 +59,23 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strict", action="store_true", help="exit 1 on non-strict verdicts too")
     parser.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS", help=f"per case (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--case", nargs="+", action="extend", metavar="ID", help="run only these cases (e.g. 2.1 4.2)")
+    parser.add_argument("--cacert", "--cafile", metavar="FILE", help="trust the CA certificates in FILE (PEM) when verifying a TLS target: how to trust a test certificate")
+    parser.add_argument("-k", "--insecure", action="store_true", help="do not verify a TLS target's certificate or name")
     parser.set_defaults(run=cmd_check)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    tls = None
+    if args.cacert or args.insecure:
+        try:
+            tls = tls_client_context(args.cacert, insecure=args.insecure)
+        except OSError as error:  # ssl.SSLError is one too
+            print(f"gotalk-lab check: cannot read --cacert {args.cacert}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_UNREACHABLE
     try:
         report = asyncio.run(run_check(
             args.url, echo=args.echo, stream_echo=args.stream_echo, aggressive=args.aggressive,
-            timeout=args.timeout, cases=args.case,
+            timeout=args.timeout, cases=args.case, ssl=tls,
         ))
     except TargetError as error:
         print(f"gotalk-lab check: {error}", file=sys.stderr)

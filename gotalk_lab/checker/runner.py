@@ -46,11 +46,12 @@ async def run_check(
     timeout: float = DEFAULT_TIMEOUT,
     cases: list[str] | None = None,
     on_result=None,
+    ssl=None,
 ) -> Report:
     """Check the server at ``url``; raises ``TargetError`` when it cannot be reached at all."""
     if not timeout or timeout <= 0:
         raise CheckUsageError(f"the timeout must be a positive number of seconds, not {timeout!r}")
-    target = parse_target(url)
+    target = parse_target(url, ssl)
     chosen = select_cases(cases)
     await _reachable(target, timeout)
     started = time.monotonic()

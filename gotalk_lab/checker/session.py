@@ -11,11 +11,13 @@ a deadline.
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlsplit
 
+from ..connect import certificate_error
 from ..decoder import Decoder
 from ..errors import GotalkError, ProtocolViolation
 from ..wire import MESSAGE_TYPES, Message, ProtocolError, ProtocolVersion, encode_header, payload_of
@@ -39,31 +41,42 @@ class TargetError(GotalkError):
 
 @dataclass(frozen=True)
 class Target:
-    """Where the server under test listens: ``tcp://HOST:PORT`` or ``ws://HOST:PORT/PATH``."""
+    """Where the server under test listens: ``tcp://HOST:PORT``, ``tls://HOST:PORT``,
+    ``ws://HOST:PORT/PATH``, ``wss://...`` or ``unix:///PATH`` (``path``: the socket's file)."""
 
     url: str
     scheme: str
     host: str
     port: int
     path: str
+    #: What verifies a tls:// or wss:// server (the system's trusted CAs by default).
+    ssl: ssl_module.SSLContext | None = field(default=None, compare=False)
 
     @property
     def websocket(self) -> bool:
         return self.scheme in ("ws", "wss")
 
 
-def parse_target(url: str) -> Target:
+def parse_target(url: str, ssl: ssl_module.SSLContext | None = None) -> Target:
+    if url[:5].lower() == "unix:":
+        path = url[5:]
+        path = path[2:] if path.startswith("//") else path
+        if not path:
+            raise TargetError(f"{url!r}: no path (write unix:///PATH/TO/SOCKET)")
+        return Target(url, "unix", "", 0, path)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in ("tcp", "ws", "wss"):
-        raise TargetError(f"{url!r}: the target must be tcp://HOST:PORT or ws://HOST:PORT/PATH")
+    if scheme not in ("tcp", "tls", "ws", "wss"):
+        raise TargetError(f"{url!r}: the target must be tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://... or unix:///PATH")
     try:
         port = parts.port
     except ValueError:
         port = None
     if not parts.hostname or port is None:
         raise TargetError(f"{url!r}: no host and port (write tcp://HOST:PORT or ws://HOST:PORT/PATH)")
-    return Target(url, scheme, parts.hostname, port, parts.path or "/")
+    if scheme in ("tls", "wss") and ssl is None:
+        ssl = ssl_module.create_default_context()
+    return Target(url, scheme, parts.hostname, port, parts.path or "/", ssl if scheme in ("tls", "wss") else None)
 
 
 @dataclass
@@ -115,6 +128,8 @@ class Session:
             raise TargetError(f"cannot reach {target.url}: no connection within {timeout:g} s") from None
         except TargetError:
             raise
+        except ssl_module.SSLCertVerificationError as error:
+            raise TargetError(f"cannot reach {certificate_error(target.url, error)}") from None
         except Exception as error:  # OSError, and websockets' own InvalidStatus, InvalidHandshake...
             raise TargetError(f"cannot reach {target.url}: {_reason(error)}") from None
         session._reader_task = asyncio.ensure_future(session._read_loop())
@@ -129,10 +144,14 @@ class Session:
             # present one; the lab's server accepts loopback origins: name the server's own.
             origin = f"{scheme}://{urlsplit(self.target.url).netloc}"
             self._ws = await ws_connect(
-                self.target.url, origin=origin, compression=None, ping_interval=None, max_size=None, close_timeout=1
+                self.target.url, origin=origin, compression=None, ping_interval=None, max_size=None, close_timeout=1,
+                ssl=self.target.ssl,
             )
+        elif self.target.scheme == "unix":
+            reader, writer = await asyncio.open_unix_connection(self.target.path, limit=1 << 20)
+            self._reader, self._writer = reader, writer
         else:
-            reader, writer = await asyncio.open_connection(self.target.host, self.target.port, limit=1 << 20)
+            reader, writer = await asyncio.open_connection(self.target.host, self.target.port, limit=1 << 20, ssl=self.target.ssl)
             self._reader, self._writer = reader, writer
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Gotalk over TCP (optionally TLS): a byte stream, exactly as the Go peer speaks it.
+"""Gotalk over TCP (optionally TLS) or a UNIX socket: a byte stream, exactly as the Go peer speaks it.
 
 The transport batches the frames written while the receiver handles one chunk
 of received bytes, or during one turn of the event loop, into a single socket
@@ -10,6 +10,7 @@ control comes from asyncio's pause/resume_writing.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_module
 from typing import Callable
 
@@ -35,7 +36,12 @@ class TcpTransport(Transport, asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         remote = transport.get_extra_info("peername")
         tls = "tls" if transport.get_extra_info("sslcontext") else "tcp"
-        self.description = f"{tls} {format_address(local)} -> {format_address(remote)}"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
+            # One end of a UNIX socket has the path, the other an empty name.
+            self.description = f"unix {local or remote}"
+        else:
+            self.description = f"{tls} {format_address(local)} -> {format_address(remote)}"
         if not self.connected.done():
             self.connected.set_result(None)
 
@@ -150,3 +156,23 @@ async def serve_tcp(
         return transport
 
     return await loop.create_server(factory, host, port, ssl=ssl)
+
+
+async def open_unix(path: str) -> TcpTransport:
+    """Connect to a UNIX socket at ``path`` (the Go peer's ``gotalk.Connect("unix", path)``)."""
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_unix_connection(TcpTransport, path)
+    await protocol.connected
+    return protocol
+
+
+async def serve_unix(on_connection: Callable[[TcpTransport], None], path: str) -> asyncio.Server:
+    """Listen on a UNIX socket at ``path`` (a stale socket file there is replaced, the file removed on close)."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> TcpTransport:
+        transport = TcpTransport()
+        transport.connected.add_done_callback(lambda _: on_connection(transport))
+        return transport
+
+    return await loop.create_unix_server(factory, path)

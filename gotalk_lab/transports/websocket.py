@@ -304,7 +304,8 @@ async def serve_websocket(
 
     async def handler(connection: ServerConnection) -> None:
         remote = connection.remote_address
-        transport = WebSocketTransport(connection, f"ws {path} from {format_address(remote)}" if remote else f"ws {path}")
+        scheme = "wss" if ssl is not None else "ws"
+        transport = WebSocketTransport(connection, f"{scheme} {path} from {format_address(remote)}" if remote else f"{scheme} {path}")
         on_connection(transport)
         await transport.run()
 
