@@ -32,15 +32,16 @@ browser:
 	  else echo "warning: /usr/bin/chromium missing; run 'sudo apt-get install chromium' for the browser tests"; fi; \
 	fi
 
-# Debian's tshark and tcpdump drive the capture tests (tests/capture/). wireshark-common
+# Debian's tshark and tcpdump drive the capture tests (tests/capture/); iproute2's ss
+# shows the listen backlog to tests/test_cli_network.py. wireshark-common
 # asks whether non-root users may capture; the answer is given here (no), so that
 # apt-get never stops to ask.
 capture-tools:
-	@if ! command -v tshark >/dev/null || ! PATH="$$PATH:/usr/sbin" command -v tcpdump >/dev/null; then \
+	@if ! command -v tshark >/dev/null || ! PATH="$$PATH:/usr/sbin" command -v tcpdump >/dev/null || ! command -v ss >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections \
 	      && apt-get update -qq \
-	      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark tcpdump >/dev/null) \
+	      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark tcpdump iproute2 >/dev/null) \
 	      || echo "warning: could not install tshark and tcpdump; the capture tests that need them are skipped"; \
 	  else echo "warning: tshark or tcpdump missing; run 'sudo apt-get install tshark tcpdump' for the capture tests"; fi; \
 	fi

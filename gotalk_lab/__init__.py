@@ -24,6 +24,7 @@ from .errors import (
     ProtocolViolation,
     RemoteProtocolError,
     RequestError,
+    RequestTimeout,
     RetryExhausted,
 )
 from .findings import Finding, Undecodable, findings
@@ -148,6 +149,7 @@ __all__ = [
     "ProtocolViolation",
     "EncodeError",
     "RequestError",
+    "RequestTimeout",
     "RetryExhausted",
     "ConnectionClosed",
     "CertificateError",

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
+import logging
+import os
 import signal
 import ssl
 import sys
+import threading
+import time
 
 from . import demo
 from .connect import DEFAULT_HOST, TLS_SCHEMES, Address, connect, parse_address, serve, tls_client_context, tls_server_context
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
 from .errors import GotalkError
-from .errors import CertificateError, ConnectionClosed, RequestError
+from .errors import CertificateError, ConnectionClosed, RequestError, RequestTimeout, RetryExhausted
 from .intercept import RULE_SYNTAX, Rule, parse_bytes
 from .replay import replay
 from .tap import Tap
@@ -84,6 +89,10 @@ def add_parsers(commands) -> None:
     serve_parser.add_argument(
         "--tls", nargs=2, metavar=("CERT", "KEY"),
         help="serve --tcp as tls:// and --ws as wss:// with this certificate chain and private key (PEM files)",
+    )
+    serve_parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="a line on stderr for every connection opened and closed (never blocking: dropped and counted if stderr is not read)",
     )
     serve_parser.add_argument("--buffer-limit", type=int, metavar="N", default=256, help="single requests handled at once (default 256); over it: RetryResult")
     serve_parser.add_argument("--stream-limit", type=int, metavar="N", default=64, help="stream requests handled at once (default 64; 0 refuses streams)")
@@ -183,14 +192,89 @@ def _print(*parts, file=None) -> None:
     print(*parts, file=file or sys.stdout, flush=True)
 
 
-def _interrupted() -> asyncio.Event:
+class LineWriter:
+    """Lines for a file descriptor, written by a thread of their own.
+
+    A long-running command must never wait on a pipe that nobody reads: its
+    event loop only queues a line here. At most ``limit`` lines wait; beyond
+    that they are dropped and counted, and the count is written once the
+    reader catches up. ``os.write`` is used (not ``sys.stderr``), so a writer
+    stuck on a full pipe holds no lock that the process needs to exit.
+    """
+
+    def __init__(self, fd: int, limit: int = 1000) -> None:
+        self.fd = fd
+        self.limit = limit
+        self.dropped = 0
+        self._lines: collections.deque[str] = collections.deque()
+        self._ready = threading.Condition()
+        self._idle = threading.Event()
+        self._idle.set()
+        threading.Thread(target=self._run, name=f"gotalk-lab lines to fd {fd}", daemon=True).start()
+
+    def line(self, text: str) -> None:
+        with self._ready:
+            if len(self._lines) >= self.limit:
+                self.dropped += 1
+                return
+            self._lines.append(text)
+            self._idle.clear()
+            self._ready.notify()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the queued lines to be written; False if they were not."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._lines:
+                    self._idle.set()
+                    self._ready.wait()
+                text = self._lines.popleft()
+                dropped, self.dropped = self.dropped, 0
+            if dropped:
+                text = f"({dropped} lines dropped: nobody was reading them)\n{text}"
+            data = (text + "\n").encode("utf-8", "replace")
+            try:
+                while data:
+                    data = data[os.write(self.fd, data) :]
+            except OSError:  # the reader went away: nothing more can be told
+                pass
+
+
+class _LineHandler(logging.Handler):
+    """Log records as lines of a ``LineWriter``."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__(logging.WARNING)
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.line(self.format(record))
+        except Exception:  # pragma: no cover - a record that cannot be formatted
+            self.handleError(record)
+
+
+class _Interrupt(asyncio.Event):
+    """Set by SIGINT or SIGTERM; ``by`` names the signal."""
+
+    by = ""
+
+    def signalled(self, sig: signal.Signals) -> None:
+        self.by = sig.name
+        self.set()
+
+
+def _interrupted() -> _Interrupt:
     """An event set by SIGINT or SIGTERM. Made before the "listening" lines are
     printed: a script that reads them and signals at once gets a clean stop."""
-    stop = asyncio.Event()
+    stop = _Interrupt()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop.signalled, sig)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
             pass
     return stop
@@ -243,16 +327,33 @@ async def _serve(args: argparse.Namespace, tls: ssl.SSLContext | None = None) ->
         _print(f"gotalk-lab serve: cannot listen: {error}", file=sys.stderr)
         return 1
 
-    def connected(peer) -> None:
-        _print(f"connected {peer.name}", file=sys.stderr)
-        peer.on_close(lambda peer: _print(f"closed {peer.name}: {peer.close_reason}", file=sys.stderr))
+    # Everything serve tells on stderr from here on goes through one thread: a
+    # full pipe delays the lines, never the connections.
+    errors = LineWriter(sys.stderr.fileno())
+    handler = _LineHandler(errors)
+    logging.getLogger().addHandler(handler)
 
-    server.on_connect(connected)
+    if args.verbose:
+        def connected(peer) -> None:
+            errors.line(f"connected {peer.name}")
+            peer.on_close(lambda peer: errors.line(f"closed {peer.name}: {peer.close_reason}"))
+
+        server.on_connect(connected)
     stop = _interrupted()
     for address in server.addresses:
         _print(f"listening {address}")
-    await stop.wait()
-    await server.close()
+    try:
+        await stop.wait()
+        open_now = len(server.peers)
+        began = time.monotonic()
+        await server.close()
+        errors.line(
+            f"gotalk-lab serve: stopped by {stop.by}: closed {open_now} open connections in "
+            f"{time.monotonic() - began:.2f} s, {server.connections_accepted} served in all"
+        )
+        errors.flush(1.0)  # best effort: a stderr nobody reads must not keep the process
+    finally:
+        logging.getLogger().removeHandler(handler)
     return 0
 
 
@@ -296,12 +397,16 @@ async def _request(args: argparse.Namespace, payload: bytes) -> int:
                 async for result in stream:
                     _write_result(result, args.json)
         else:
-            _write_result(await peer.request_bytes(args.operation, payload), args.json)
+            # --timeout bounds the whole command (connecting included), not the peer's default.
+            _write_result(await peer.request_bytes(args.operation, payload, timeout=None), args.json)
         return 0
+    except RetryExhausted as error:
+        _print(f"gotalk-lab request: {error}", file=sys.stderr)
+        return 1
     except RequestError as error:
         _print(error.text, file=sys.stderr)
         return 1
-    except ConnectionClosed as error:
+    except (ConnectionClosed, RequestTimeout) as error:
         _print(f"gotalk-lab request: {error}", file=sys.stderr)
         return 1
     finally:

@@ -4,7 +4,7 @@
 code to answer with (``ProtocolViolation`` adds where in the byte stream).
 ``LocalProtocolError`` is what the caller asked for that the protocol forbids
 (``EncodeError``: a message that cannot be written). The outcomes of a request
-(``RequestError``, ``RetryExhausted``, ``ConnectionClosed``) and a TLS certificate
+(``RequestError``, ``RetryExhausted``, ``RequestTimeout``, ``ConnectionClosed``) and a TLS certificate
 that was not trusted (``CertificateError``) complete the family.
 This module defines errors and nothing else.
 """
@@ -83,16 +83,33 @@ class RequestError(GotalkError):
 
 
 class RetryExhausted(RequestError):
-    """The other side kept answering RetryResult; we gave up after ``attempts``."""
+    """The other side kept answering RetryResult; we gave up after ``attempts``.
 
-    def __init__(self, operation: str, payload: bytes, attempts: int) -> None:
+    ``last_wait`` is the wait (ms) the last RetryResult asked for, when known.
+    """
+
+    def __init__(self, operation: str, payload: bytes, attempts: int, last_wait: int | None = None) -> None:
         super().__init__(operation, payload)
         self.attempts = attempts
-        self.args = (f"{operation}: gave up after {attempts} retries ({self.text})",)
+        self.last_wait = last_wait
+        waited = "" if last_wait is None else f", last wait {last_wait} ms"
+        self.args = (f"{operation}: gave up after {attempts} retries{waited} ({self.text})",)
 
 
 class HandlerTimeout(GotalkError):
     """A handler of ours ran past ``handler_timeout``; its text is what the other side is told."""
+
+
+class RequestTimeout(GotalkError, TimeoutError):
+    """No answer to a request of ours within its timeout; the request is forgotten.
+
+    A ``TimeoutError`` too, so ``except TimeoutError`` (and asyncio's) catches it.
+    """
+
+    def __init__(self, operation: str, seconds: float) -> None:
+        super().__init__(f"{operation}: no answer within {seconds:g} s (timeout=None waits as long as it takes)")
+        self.operation = operation
+        self.seconds = seconds
 
 
 class ConnectionClosed(GotalkError):

@@ -32,6 +32,7 @@ from .errors import (
     ProtocolViolation,
     RemoteProtocolError,
     RequestError,
+    RequestTimeout,
     RetryExhausted,
     error_text,
 )
@@ -65,6 +66,10 @@ log = logging.getLogger(__name__)
 PeerState = ConnectionState
 # Read once: in Python 3.11 an Enum member read through its class costs a dict lookup.
 _CLOSED = ConnectionState.CLOSED
+#: How long a single request waits for its answer unless told otherwise (the CLI's default too).
+DEFAULT_REQUEST_TIMEOUT = 30.0
+#: ``timeout=`` not given: the peer's ``request_timeout`` applies.
+PEER_TIMEOUT: Any = object()
 
 #: What the layers built on the peer lend it, by name: ``peer.sync`` comes from
 #: ``gotalk_lab.sync`` and ``peer.timeline()`` from ``gotalk_lab.widgets``. They
@@ -102,7 +107,10 @@ class Peer:
     ``handler_timeout`` seconds an async single-result handler may take before
     it is cancelled and the other side gets ErrorResult "handler timed out
     after N s" (None: no limit; stream handlers are not timed);
-    ``max_retries`` of our requests on RetryResult; ``trace`` (a
+    ``max_retries`` of our requests on RetryResult; ``request_timeout``
+    seconds a single request of ours waits for its answer before it raises
+    ``RequestTimeout`` and is forgotten (default 30, as the CLI; None waits
+    forever; ``timeout=`` of a call overrides it); ``trace`` (a
     ``Trace``, ``True`` for a new one, ``False`` for none); ``request_ids``:
     "text" (4 base-36 digits, like gotalk.js) or "binary" (a little-endian
     counter, like the Go peer). ``peer.connection`` is the protocol state.
@@ -121,6 +129,7 @@ class Peer:
         heartbeat_interval: float | None = None,
         handler_timeout: float | None = None,
         max_retries: int = 5,
+        request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
         trace: Trace | bool = True,
         request_ids: str = "text",
         stream_buffer: int = 64,
@@ -136,7 +145,10 @@ class Peer:
             raise ValueError(f"retry_wait must be within 0..{MAX_UINT32} ms, got {retry_wait!r}")
         if handler_timeout is not None and handler_timeout <= 0:
             raise ValueError(f"handler_timeout must be a positive number of seconds or None, got {handler_timeout!r}")
+        if request_timeout is not None and request_timeout <= 0:
+            raise ValueError(f"request_timeout must be a positive number of seconds or None, got {request_timeout!r}")
         self.handler_timeout = handler_timeout
+        self.request_timeout = request_timeout
         self.read_timeout = read_timeout
         self.heartbeat_interval = heartbeat_interval
         self.max_retries = max_retries
@@ -474,28 +486,41 @@ class Peer:
 
     # -- requesting -----------------------------------------------------------
 
-    async def request_bytes(self, operation: str, payload: bytes | str = b"", *, timeout: float | None = None) -> bytes:
+    async def request_bytes(
+        self, operation: str, payload: bytes | str = b"", *, timeout: float | None | object = PEER_TIMEOUT
+    ) -> bytes:
         """Send a single request; return the result payload.
 
         Raises ``RequestError`` for an ErrorResult, ``RetryExhausted`` when the
-        other side stays busy, ``ConnectionClosed`` if the connection ends first.
+        other side stays busy, ``RequestTimeout`` when no answer comes within
+        ``timeout`` seconds (default: the peer's ``request_timeout``; None waits
+        forever), ``ConnectionClosed`` if the connection ends first.
         """
         self.check_open()
         future = self._loop.create_future()
         message = self.connection.request(operation, to_payload(payload), future)
         request_id = message.request_id
+        seconds = self.request_timeout if timeout is PEER_TIMEOUT else timeout
+        # One timer per request (cancelled when the answer comes), not wait_for:
+        # no task or extra future on the hot path.
+        timer = None if seconds is None else self._loop.call_later(seconds, self._time_out, request_id, future, operation, seconds)
         try:
             self.write(message)
             if self._transport.write_backlogged:
                 await self.drain()
-            if timeout is None:
-                return await future
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             if not future.done() or future.cancelled():
                 self.connection.forget(request_id)
 
-    async def request(self, operation: str, value: Any = None, *, timeout: float | None = None) -> Any:
+    def _time_out(self, request_id: bytes, future: asyncio.Future, operation: str, seconds: float) -> None:
+        if not future.done():
+            self.connection.forget(request_id)
+            future.set_exception(RequestTimeout(operation, seconds))
+
+    async def request(self, operation: str, value: Any = None, *, timeout: float | None | object = PEER_TIMEOUT) -> Any:
         """Send a JSON value; return the result decoded from JSON."""
         payload = await self.request_bytes(operation, json_payload(value), timeout=timeout)
         return json_value(payload)
@@ -603,7 +628,7 @@ class Peer:
                 future.set_exception(RequestError(request.operation, message.payload))
             return
         if exhausted:
-            self._request_failed(request, RetryExhausted(request.operation, message.payload, request.attempts - 1))
+            self._request_failed(request, RetryExhausted(request.operation, message.payload, request.attempts - 1, getattr(message, "wait", None)))
             return
         if cls is RetryResult:
             # The wait is a floor: the responder asked us not to come back sooner.

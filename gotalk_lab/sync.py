@@ -17,7 +17,7 @@ import warnings
 from typing import Any, Awaitable, TypeVar
 
 from .checker import check as async_check
-from .peer import register_view
+from .peer import PEER_TIMEOUT, register_view
 
 T = TypeVar("T")
 
@@ -136,11 +136,13 @@ class SyncPeer:
     def _run(self, awaitable, timeout: float | None = None):
         return run(awaitable, self.peer.loop, timeout)
 
-    def request(self, operation: str, value: Any = None, *, timeout: float | None = None) -> Any:
-        return self._run(self.peer.request(operation, value), timeout)
+    # ``timeout`` as the peer's own methods take it: the peer's request_timeout
+    # unless given, None to wait as long as it takes.
+    def request(self, operation: str, value: Any = None, *, timeout: float | None | object = PEER_TIMEOUT) -> Any:
+        return self._run(self.peer.request(operation, value, timeout=timeout))
 
-    def request_bytes(self, operation: str, payload: bytes | str = b"", *, timeout: float | None = None) -> bytes:
-        return self._run(self.peer.request_bytes(operation, payload), timeout)
+    def request_bytes(self, operation: str, payload: bytes | str = b"", *, timeout: float | None | object = PEER_TIMEOUT) -> bytes:
+        return self._run(self.peer.request_bytes(operation, payload, timeout=timeout))
 
     def stream(self, operation: str, parts, *, timeout: float | None = None) -> list[bytes]:
         """Send every part of ``parts``, end the stream, return every result part."""

@@ -34,7 +34,7 @@ from .errors import ProtocolViolation
 from .findings import Finding, Undecodable, findings
 from .intercept import HeldFrame, Rule
 from .trace import IN, OUT, TAP_SIDES, Trace, TraceEvent, frame_from_bytes
-from .transports.base import format_address
+from .transports.base import format_address, listen_backlog
 from .wire import Message, ProtocolVersion, SingleRequest, StreamRequest, StreamRequestPart, encode
 
 log = logging.getLogger(__name__)
@@ -388,11 +388,11 @@ class Tap:
             ssl = None
         if where.scheme == "unix":
             path = os.path.abspath(where.path)
-            self._server = await asyncio.start_unix_server(self._serve_client, path)
+            self._server = await asyncio.start_unix_server(self._serve_client, path, backlog=listen_backlog())
             self._socket_file = path
             self.url = self.address = f"unix://{path}"
             return self.address
-        self._server = await asyncio.start_server(self._serve_client, where.host, where.port, ssl=ssl)
+        self._server = await asyncio.start_server(self._serve_client, where.host, where.port, ssl=ssl, backlog=listen_backlog())
         bound = format_address(self._server.sockets[0].getsockname())
         self.url = f"{where.scheme}://{bound}"
         self.address = bound if where.scheme == "tcp" else self.url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -284,3 +285,124 @@ def _read_until(connection: socket.socket, expected: bytes) -> bytes:
         received += chunk
         assert len(received) <= len(expected) + 64, f"unexpected bytes: {received!r}"
     return received
+
+
+def test_request_says_how_it_gave_up_on_a_server_that_stays_busy():
+    """A server that answers every request with RetryResult "busy", wait 7 ms."""
+    from gotalk_lab.wire import RetryResult, encode
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+
+    def busy_server() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(20)
+            connection.sendall(b"01")
+            received = b""
+            answered = 0
+            while answered < 6:  # the first try and five retries
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                received += chunk
+                while (start := received.find(b"r")) >= 0 and len(received) >= start + 5:
+                    request_id = received[start + 1 : start + 5]
+                    received = received[start + 5 :]
+                    connection.sendall(encode(RetryResult(request_id, 7, b"busy")))
+                    answered += 1
+
+    import threading
+
+    thread = threading.Thread(target=busy_server, daemon=True)
+    thread.start()
+    try:
+        done = request(f"tcp://127.0.0.1:{listener.getsockname()[1]}", "echo", "x")
+    finally:
+        thread.join(20)
+        listener.close()
+    assert done.returncode == 1
+    assert done.stderr.decode().strip() == "gotalk-lab request: echo: gave up after 5 retries, last wait 7 ms (busy)"
+
+
+def _listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on ``port``: ss shows it as Send-Q."""
+    shown = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10).stdout.split()
+    return int(shown[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2; make test installs it)")
+def test_serve_and_tap_listen_with_the_systems_backlog_not_asyncios_100(server):
+    system = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    ports = [int(address.rsplit(":", 1)[1].split("/")[0]) for address in server.addresses()]
+    assert [_listen_backlog(port) for port in ports] == [system, system]  # tcp and ws
+    tap = Background("tap", "--listen", "127.0.0.1:0", "--upstream", server.addresses()[0])
+    try:
+        tap_port = int(re.search(r":(\d+)", tap.lines[0]).group(1))
+        assert _listen_backlog(tap_port) == system
+    finally:
+        tap.stop()
+
+
+def test_serve_hands_out_its_browser_client_and_says_where_it_is_when_asked_for_gotalk_js(server):
+    import urllib.error
+    import urllib.request
+
+    base = server.addresses()[1].replace("ws://", "http://")  # .../gotalk/
+    with urllib.request.urlopen(base + "static/gotalk-client.js", timeout=10) as answer:
+        assert answer.headers["Content-Type"].startswith("text/javascript")
+        assert answer.read() == (Path(__file__).resolve().parents[1] / "gotalk_lab" / "static" / "gotalk-client.js").read_bytes()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(base + "gotalk.js", timeout=10)
+    assert refused.value.code == 404
+    assert b"/gotalk/static/gotalk-client.js" in refused.value.read()
+
+
+def _echo_once(port: int, timeout: float = 10.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(b"01r0001004echo00000002hi")
+        return _read_until(connection, b"R000100000002hi")
+
+
+@pytest.mark.timeout(120)
+def test_serve_keeps_serving_and_stops_on_sigterm_when_nobody_reads_its_stderr():
+    """-v writes two lines per connection; with a stderr pipe never read, the pipe
+    (64 KiB) fills after a few hundred connections. The server must go on
+    answering, and SIGTERM must still end it, within a bounded wait."""
+    process = subprocess.Popen(
+        [_command(), "serve", "--tcp", "127.0.0.1:0", "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        port = int(process.stdout.readline().decode().rsplit(":", 1)[1])
+        for _ in range(1500):  # about 150 KB of per-connection lines
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                connection.sendall(b"01")
+                assert connection.recv(2) == b"01"
+        assert _echo_once(port).endswith(b"R000100000002hi")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_serve_tells_connections_only_when_verbose_and_says_how_it_stopped(server):
+    port = int(server.addresses()[0].rsplit(":", 1)[1])
+    assert _echo_once(port).endswith(b"R000100000002hi")
+    code, _, err = server.stop()
+    assert code == 0
+    assert "connected" not in err
+    assert re.fullmatch(r"gotalk-lab serve: stopped by SIGINT: closed \d+ open connections in \d+\.\d\d s, 1 served in all\n", err), err
+    verbose = Background("serve", "--tcp", "127.0.0.1:0", "-v")
+    port = int(verbose.addresses()[0].rsplit(":", 1)[1])
+    assert _echo_once(port).endswith(b"R000100000002hi")
+    time.sleep(0.3)  # the close line is written by the writer thread
+    verbose.process.send_signal(signal.SIGTERM)
+    out, err = verbose.process.communicate(timeout=10)
+    assert verbose.process.returncode == 0
+    lines = err.splitlines()
+    assert lines[0].startswith("connected tcp 127.0.0.1:") and lines[1].startswith("closed tcp 127.0.0.1:"), err
+    assert lines[-1].startswith("gotalk-lab serve: stopped by SIGTERM: closed 0 open connections"), err

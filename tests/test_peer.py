@@ -714,3 +714,42 @@ async def test_a_request_cancelled_while_waiting_to_write_leaves_nothing_pending
     assert a.pending_count == 0
     b.transport.resume_reading()
     await closed_cleanly(a, b)
+
+
+# -- a request's timeout -------------------------------------------------------------
+
+
+async def test_a_request_gives_up_after_the_peers_request_timeout_and_is_forgotten():
+    never = asyncio.Event()
+
+    async def silent(payload: bytes) -> bytes:
+        await never.wait()
+        return payload
+
+    handlers = gl.Handlers()
+    handlers.handle("silent", silent)
+    a, b = await gl.pipe(handlers_b=handlers)
+    a.request_timeout = 0.1
+    try:
+        with pytest.raises(gl.RequestTimeout, match=r"silent: no answer within 0\.1 s") as caught:
+            await a.request_bytes("silent", b"x")
+        assert isinstance(caught.value, TimeoutError) and caught.value.seconds == 0.1
+        assert a.connection.requests == {}
+        # A call's own timeout wins over the peer's, and None waits as long as it takes.
+        with pytest.raises(gl.RequestTimeout, match="within 0.05 s"):
+            await a.request("silent", 1, timeout=0.05)
+        waiting = asyncio.ensure_future(a.request_bytes("silent", b"y", timeout=None))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        waiting.cancel()
+    finally:
+        never.set()
+        await a.close()
+        await b.close()
+
+
+async def test_the_default_request_timeout_is_the_clis_30_seconds_and_is_checked():
+    assert gl.Peer().request_timeout == 30.0 == gl.peer.DEFAULT_REQUEST_TIMEOUT
+    assert gl.Peer(request_timeout=None).request_timeout is None
+    with pytest.raises(ValueError, match="request_timeout"):
+        gl.Peer(request_timeout=0)

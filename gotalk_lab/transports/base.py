@@ -10,6 +10,7 @@ delivery until ``resume_reading``. Transports know nothing of Gotalk messages.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Protocol
 
 #: Bytes queued for writing above which ``drain`` makes writers wait. Large
@@ -25,6 +26,20 @@ DIRECT_WRITE_SIZE = 64 * 1024
 #: that never reads must not make closing hang.
 CLOSE_TIMEOUT = 2.0
 
+
+
+def listen_backlog() -> int:
+    """How many connections may wait to be accepted: the system's maximum.
+
+    asyncio's default is 100, so a burst of clients (a classroom connecting at
+    once, a load test) waits on SYN retries; the kernel caps what is asked at
+    ``net.core.somaxconn`` anyway, so that is what is asked for.
+    """
+    try:
+        with open("/proc/sys/net/core/somaxconn") as limit:
+            return max(int(limit.read()), socket.SOMAXCONN)
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
 def format_address(address: object) -> str:
     """A socket address as people write it: ``host:port``, ``[v6 host]:port``; anything else as text."""

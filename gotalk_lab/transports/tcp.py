@@ -14,7 +14,7 @@ import socket
 import ssl as ssl_module
 from typing import Callable
 
-from .base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport, format_address
+from .base import DIRECT_WRITE_SIZE, HIGH_WATER, Transport, format_address, listen_backlog
 
 
 class TcpTransport(Transport, asyncio.Protocol):
@@ -155,7 +155,7 @@ async def serve_tcp(
         transport.connected.add_done_callback(lambda _: on_connection(transport))
         return transport
 
-    return await loop.create_server(factory, host, port, ssl=ssl)
+    return await loop.create_server(factory, host, port, ssl=ssl, backlog=listen_backlog())
 
 
 async def open_unix(path: str) -> TcpTransport:
@@ -175,4 +175,4 @@ async def serve_unix(on_connection: Callable[[TcpTransport], None], path: str) -
         transport.connected.add_done_callback(lambda _: on_connection(transport))
         return transport
 
-    return await loop.create_unix_server(factory, path)
+    return await loop.create_unix_server(factory, path, backlog=listen_backlog())

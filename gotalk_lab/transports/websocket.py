@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from .base import CLOSE_TIMEOUT, HIGH_WATER, Transport, format_address
+from .base import CLOSE_TIMEOUT, HIGH_WATER, Transport, format_address, listen_backlog
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +292,12 @@ async def serve_websocket(
             static = _static_response(request_path)
             if static is not None:
                 return static
+            if request_path.endswith("/gotalk.js"):
+                # Where the Go server serves gotalk.js; this kit ships a client of its own.
+                return connection.respond(
+                    http.HTTPStatus.NOT_FOUND,
+                    "this server does not ship gotalk.js; its own browser client is at /gotalk/static/gotalk-client.js\n",
+                )
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"Gotalk WebSocket endpoint is at {path}\n")
         if request_path != path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"no Gotalk endpoint here; it is at {path}\n")
@@ -319,4 +325,5 @@ async def serve_websocket(
         ping_interval=None,
         close_timeout=CLOSE_TIMEOUT,
         ssl=ssl,
+        backlog=listen_backlog(),
     )
