@@ -68,6 +68,11 @@ PeerState = ConnectionState
 _CLOSED = ConnectionState.CLOSED
 #: How long a single request waits for its answer unless told otherwise (the CLI's default too).
 DEFAULT_REQUEST_TIMEOUT = 30.0
+#: Async notification listeners running at once before the peer stops reading.
+MAX_LISTENERS = 256
+# Reasons, besides full part queues, for which reading pauses (``pause_reading``).
+_QUEUED_WRITES = object()  # what our answers queued is over the high-water mark
+_LISTENERS = object()  # MAX_LISTENERS listener tasks are running
 #: ``timeout=`` not given: the peer's ``request_timeout`` applies.
 PEER_TIMEOUT: Any = object()
 
@@ -114,6 +119,14 @@ class Peer:
     ``Trace``, ``True`` for a new one, ``False`` for none); ``request_ids``:
     "text" (4 base-36 digits, like gotalk.js) or "binary" (a little-endian
     counter, like the Go peer). ``peer.connection`` is the protocol state.
+
+    Memory per connection is bounded against a side that sends and never
+    reads: once what this side wrote in answer to its input is over the
+    transport's high-water mark (256 KiB), it reads no more until that
+    drains, as the Go peer does; at most ``MAX_LISTENERS`` (256) async
+    notification listeners run at once, the input behind them waiting. So a
+    flood costs its queue, one read (256 KiB) and the handlers running under
+    ``max_requests``/``max_streams``; measured in tests/reliability/test_floods.py.
     """
 
     def __init__(
@@ -172,7 +185,10 @@ class Peer:
         # each, replaced when rescheduled, so a long-lived connection piles none up.
         self._timers: dict[object, asyncio.TimerHandle] = {}
         self._drop_timer: asyncio.TimerHandle | None = None  # see _fail
-        self._paused_by: set[int] = set()  # part queues that asked us to stop reading
+        self._paused_by: set[int] = set()  # part queues (and the reasons below) that stopped our reading
+        self._input_held: asyncio.Task | None = None  # see _hold_input
+        self._listeners_running = 0  # notification and heartbeat listener tasks not yet done
+        self._events_held: set[object] = set()  # reasons to leave received events unread (see _act_on_received)
         self._finished = False  # _fail has run
         self._sync: Any = None
 
@@ -221,12 +237,27 @@ class Peer:
         traced = self.trace is not None
         connection.headers = traced
         connection.receive_data(data)
+        self._act_on_received(traced)
+
+    def _act_on_received(self, traced: bool) -> None:
+        """Act on the events received so far, unless reading is paused: those wait for ``resume_reading``."""
+        connection = self.connection
+        transport = self._transport
+        queued = transport.write_buffer_size() if transport is not None else 0
         try:
             self._receive_events(traced)
         except RemoteProtocolError as error:
             if traced and error.received is not None:
                 self.trace.add(IN, connection.last_header, error.received)  # type: ignore[union-attr]
             self._fail(connection.close_reason or str(error), send_code=error.code, cause=error)
+            return
+        # What this input made us write (answers, RetryResults, errors) went past
+        # the high-water mark: read no more of it until the other side takes
+        # what is queued, as the Go peer does by writing from its read loop.
+        # Only then: a side that reads answers while its own requests queue up
+        # (a streaming client) keeps reading, or both sides would wait forever.
+        if transport is not None and transport.write_backlogged and transport.write_buffer_size() > queued:
+            self._hold_input()
 
     def _receive_events(self, traced: bool) -> None:
         """Act on every event the connection has ready: the hot path.
@@ -253,8 +284,11 @@ class Peer:
         answers: list[bytes] = []
         size = 0
         header = b""
+        # Too many listeners running: the rest of this input waits in the
+        # connection until they finish (``_listener_done``).
+        held = self._events_held
         try:
-            while True:
+            while not held:
                 message = next_event()
                 if message is None:
                     break
@@ -472,6 +506,25 @@ class Peer:
         if was_paused and not self._paused_by and self._transport is not None and self.is_open:
             self._last_read = time.monotonic()  # the read timeout counts from here, not from the pause
             self._transport.resume_reading()
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while this side reads nothing more: a part queue is full, its own
+        answers wait for the other side to read, or too many listeners are running."""
+        return bool(self._paused_by)
+
+    def _hold_input(self) -> None:
+        """Stop reading until the transport's queue falls under its high-water mark."""
+        if self._input_held is None and self._transport is not None:
+            self.pause_reading(_QUEUED_WRITES)
+            self._input_held = self._loop.create_task(self._release_input())
+
+    async def _release_input(self) -> None:
+        try:
+            await self.drain()
+        finally:
+            self._input_held = None
+            self.resume_reading(_QUEUED_WRITES)
 
     def check_open(self) -> None:
         """Raise unless requests may be sent now (``ConnectionClosed`` once closed)."""
@@ -782,9 +835,32 @@ class Peer:
             else:
                 result = listener(*args)
             if asyncio.iscoroutine(result):
-                self._track(self._loop.create_task(result))
+                task = self._loop.create_task(result)
+                self._track(task)
+                # Listeners that write (a notification answered by another) wait on
+                # the transport like anyone: past MAX_LISTENERS of them at once, read
+                # no more notifications until some finish, so that a flood that is
+                # never read costs a bounded amount.
+                self._listeners_running += 1
+                task.add_done_callback(self._listener_done)
+                if self._listeners_running >= MAX_LISTENERS:
+                    self._events_held.add(_LISTENERS)
+                    self.pause_reading(_LISTENERS)
         except Exception:
             log.exception("listener %r failed", listener)
+
+    def _listener_done(self, task: asyncio.Future) -> None:
+        self._listeners_running -= 1
+        if self._events_held and self._listeners_running < MAX_LISTENERS:
+            self._events_held.discard(_LISTENERS)
+            self.resume_reading(_LISTENERS)
+            # What was read before the hold goes first, on a later turn (this
+            # runs as a task's callback, not inside data_received).
+            self._loop.call_soon(self._act_on_waiting)
+
+    def _act_on_waiting(self) -> None:
+        if self.is_open and not self._events_held:
+            self._act_on_received(self.trace is not None)
 
     def _track(self, task: asyncio.Future) -> None:
         self._tasks.add(task)

@@ -78,7 +78,12 @@ class PipeTransport(Transport):
             return
         self._closing = True
         self._inbox.clear()
+        self._inbox_size = 0
         other = self.other
+        if other is not None:
+            # What the other end queued for us is gone, as a socket's is: its
+            # writers stop waiting (and so may a reader that held back for them).
+            other.mark_writable()
         if other is not None and not other._closing:
             other._eof_pending = True
             if not other._inbox and not other._paused:
