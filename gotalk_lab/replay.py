@@ -162,6 +162,12 @@ async def replay(
     events = list(recorded_trace.events)
     outgoing = [event for event in events if event.direction == OUT and event.action != "dropped"]
     recorded = [event.message for event in events if event.direction == IN and event.action != "dropped"]
+    cut = next((event for event in outgoing if event.cut is not None), None)
+    if cut is not None:
+        raise ValueError(
+            f"frame #{cut.index} keeps only {len(cut.raw) - len(cut.header):,} of its {cut.cut:,} payload bytes "
+            "(the trace's payload_limit): replaying it would send other bytes; record with a larger payload_limit"
+        )
     where = parse_address(target)
     report = ReplayReport(target=target, sent=0)
     if where.scheme not in ("tcp", "tls", "unix"):

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from time import monotonic
 from typing import Callable, Iterable, Iterator
@@ -50,6 +50,10 @@ CAPTURE_SIDES = ("client", "server")
 #: Events kept by default: enough for a long classroom session, small enough
 #: (a few hundred bytes each plus payloads) not to matter in a kernel.
 DEFAULT_TRACE_CAP = 100_000
+#: Bytes of frames kept by default (headers and payloads): past it the oldest go, as past the cap.
+DEFAULT_TRACE_BYTES = 64 * 1024 * 1024
+#: A payload longer than this is kept as its first this-many bytes, its real size noted (``TraceEvent.cut``).
+DEFAULT_PAYLOAD_LIMIT = 64 * 1024
 
 _ANSWERS = frozenset({SingleResult, StreamResult, ErrorResult, RetryResult})
 
@@ -70,6 +74,9 @@ class TraceEvent:
     action: str | None = None
     original: bytes | None = None  #: an edited frame's bytes as they arrived at the tap
     sent: bytes | None = None  #: the bytes sent, when they do not decode (a deliberately malformed edit)
+    #: The payload's real size when only its first bytes were kept (the trace's
+    #: ``payload_limit``); None when the message is whole. ``raw`` is then only a prefix.
+    cut: int | None = None
 
     @property
     def raw(self) -> bytes:
@@ -81,6 +88,14 @@ class TraceEvent:
 
     @property
     def length(self) -> int:
+        """The frame's size on the wire (a cut payload counted whole)."""
+        if self.cut is not None:
+            return len(self.header) + self.cut
+        return len(self.header) + len(getattr(self.message, "payload", b""))
+
+    @property
+    def kept(self) -> int:
+        """Bytes this event keeps in memory for its frame: header and (kept) payload."""
         return len(self.header) + len(getattr(self.message, "payload", b""))
 
     def __repr__(self) -> str:
@@ -135,8 +150,21 @@ class Trace:
             runner = Trace.findings_runner
         return runner(self, **options)  # type: ignore[misc]
 
-    def __init__(self, cap: int | None = DEFAULT_TRACE_CAP, *, enabled: bool = True, sides: tuple[str, str] = DEFAULT_SIDES) -> None:
+    def __init__(
+        self,
+        cap: int | None = DEFAULT_TRACE_CAP,
+        *,
+        enabled: bool = True,
+        sides: tuple[str, str] = DEFAULT_SIDES,
+        max_bytes: int | None = DEFAULT_TRACE_BYTES,
+        payload_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
+    ) -> None:
         self.cap = cap
+        #: Bytes of frames kept at most (None: no bound); the oldest go first.
+        self.max_bytes = max_bytes
+        #: Payload bytes kept per frame (None: all); a longer payload keeps its start (``TraceEvent.cut``).
+        self.payload_limit = payload_limit
+        self._bytes = 0  # kept bytes of the frames filed and queued
         self.enabled = enabled
         self.sides = _two_names(sides)
         self.connection: str | None = None  #: a capture's connection, both endpoints
@@ -189,7 +217,33 @@ class Trace:
         elif self.enabled:
             index = self._next_index
             self._next_index = index + 1
-            self._queued.append((index, direction, header, message, monotonic() - self._started))
+            payload = getattr(message, "payload", b"")
+            limit = self.payload_limit
+            cut = None
+            if limit is not None and len(payload) > limit:
+                cut, message = len(payload), _cut(message, limit)
+                payload = message.payload  # type: ignore[attr-defined]
+            size = len(header) + len(payload)
+            self._queued.append((index, direction, header, message, monotonic() - self._started, cut, size))
+            self._bytes += size
+            if self.max_bytes is not None and self._bytes > self.max_bytes:
+                self._shed_bytes()
+
+    def _shed_bytes(self) -> None:
+        """Drop the oldest frames (queued ones first) until the kept bytes fit ``max_bytes``."""
+        queued = self._queued
+        bound = self.max_bytes or 0
+        while self._bytes > bound and len(queued) > 1:
+            self._bytes -= queued.popleft()[6]  # counted as dropped when the queue is filed (a gap)
+        if self._bytes > bound:
+            self._file_queued()
+            while self._bytes > bound and len(self._events) > 1:
+                self._drop_oldest()
+
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of frames this trace holds now (headers and kept payloads)."""
+        return self._bytes
 
     def _file_queued(self) -> None:
         """File the frames ``add`` queued, in order.
@@ -204,12 +258,15 @@ class Trace:
         file = self._file
         while queued:
             try:
-                index, direction, header, message, at = queued.popleft()
+                index, direction, header, message, at, cut, size = queued.popleft()
             except IndexError:  # (emptied by another reader in between)
                 break
             if index > self._filed_up_to:
                 self._dropped += index - self._filed_up_to
-            file(direction, header, message, at, index)
+            self._bytes -= size  # counted again as it is filed
+            event = file(direction, header, message, at, index)
+            if event is not None and cut is not None:
+                event.cut = cut
 
     def record(
         self, direction: str, header: bytes, message: Message, at: float | None = None, *,
@@ -224,7 +281,14 @@ class Trace:
             self._file_queued()
         index = self._next_index
         self._next_index = index + 1
-        return self._file(direction, header, message, at, index, action, original, sent)
+        payload = getattr(message, "payload", b"")
+        limit = self.payload_limit
+        if limit is None or len(payload) <= limit or sent is not None:
+            return self._file(direction, header, message, at, index, action, original, sent)
+        event = self._file(direction, header, _cut(message, limit), at, index, action, original, sent)
+        if event is not None:
+            event.cut = len(payload)
+        return event
 
     def _file(
         self, direction: str, header: bytes, message: Message, at: float | None, index: int,
@@ -267,6 +331,10 @@ class Trace:
         if len(events) == cap:
             self._drop_oldest()
         events.append(event)
+        self._bytes += len(header) + len(getattr(message, "payload", b""))
+        if self.max_bytes is not None and self._bytes > self.max_bytes and len(events) > 1:
+            while self._bytes > self.max_bytes and len(events) > 1:
+                self._drop_oldest()
         if self._listeners:
             for listener in self._listeners:
                 try:
@@ -278,6 +346,7 @@ class Trace:
     def _drop_oldest(self) -> None:
         oldest = self._events.popleft()
         self._dropped += 1
+        self._bytes -= oldest.kept
         if oldest.exchange is not None:
             exchange = self._exchanges.get(oldest.exchange)
             if exchange is not None and exchange.events and exchange.events[0] == oldest.index:
@@ -349,9 +418,10 @@ class Trace:
         for opened in self._open.values():
             opened.clear()
         self._dropped = 0
+        self._bytes = 0
 
     def __repr__(self) -> str:
-        return f"<Trace {len(self.events)} frames, {len(self.exchanges)} exchanges, {self.dropped} dropped>"
+        return f"<Trace {len(self.events)} frames ({self.kept_bytes:,} bytes), {len(self.exchanges)} exchanges, {self.dropped} dropped>"
 
     # -- saving and loading (JSON lines) --------------------------------------
 
@@ -400,9 +470,13 @@ class Trace:
             if record.get("malformed") and original is not None:
                 header, message = frame_from_bytes(original)  # what was sent does not decode
                 sent = raw
+            elif "cut" in record:
+                header, message = _cut_frame_from_bytes(raw, record["header"], record["cut"])
             else:
                 header, message = frame_from_bytes(raw)
-            trace.record(record["dir"], header, message, at=record["t"], action=record.get("action"), original=original, sent=sent)
+            event = trace.record(record["dir"], header, message, at=record["t"], action=record.get("action"), original=original, sent=sent)
+            if event is not None and "cut" in record:
+                event.cut = record["cut"]
         return trace
 
     @classmethod
@@ -437,6 +511,9 @@ def _two_names(sides) -> tuple[str, str]:
 
 def event_to_json(event: TraceEvent) -> dict:
     record = {"i": event.index, "t": round(event.time, 6), "dir": event.direction, "hex": event.raw.hex()}
+    if event.cut is not None:  # the hex holds the header and the start of the payload
+        record["cut"] = event.cut
+        record["header"] = len(event.header)
     if event.action is not None:  # only a tap that changed something writes these keys
         record["action"] = event.action
         if event.original is not None:
@@ -454,3 +531,15 @@ def frame_from_bytes(raw: bytes) -> tuple[bytes, Message]:
     if len(frames) != 1:
         raise ValueError(f"expected one frame, got {len(frames)} in {raw[:32]!r}")
     return frames[0].header, frames[0].message
+
+
+def _cut(message: Message, limit: int) -> Message:
+    """``message`` with only the first ``limit`` bytes of its payload."""
+    return replace(message, payload=message.payload[:limit])  # type: ignore[attr-defined]
+
+
+def _cut_frame_from_bytes(raw: bytes, header_length: int, size: int) -> tuple[bytes, Message]:
+    """A saved cut frame (its header and the start of its payload) as (header, message with that start)."""
+    header, start = raw[:header_length], raw[header_length:]
+    _, message = frame_from_bytes(header + start + bytes(size - len(start)))
+    return header, _cut(message, len(start))

@@ -505,3 +505,64 @@ async def test_the_tap_names_its_sides_client_and_upstream():
             await asyncio.sleep(0.01)
         assert tap.connections[0].trace.sides == ("client", "upstream")
     await server.close()
+
+
+# -- bounded by bytes ------------------------------------------------------------------
+
+
+def _echo_pair(trace, payload: bytes, request_id: bytes = b"0001") -> None:
+    request = gl.SingleRequest(request_id, "echo", payload)
+    result = gl.SingleResult(request_id, payload)
+    trace.add(OUT, gl.wire.encode_header(request), request)
+    trace.add(IN, gl.wire.encode_header(result), result)
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["queued", "live"])
+def test_a_payload_over_the_limit_is_kept_as_its_start_and_its_real_size(tmp_path, listening):
+    trace = Trace(payload_limit=1024)
+    if listening:
+        trace.subscribe(lambda event: None)
+    _echo_pair(trace, b"x" * 65536)
+    request, result = trace.events
+    assert request.cut == result.cut == 65536
+    assert request.message.payload == b"x" * 1024 and request.length == len(request.header) + 65536
+    assert request.kept == len(request.header) + 1024
+    assert trace.kept_bytes == request.kept + result.kept
+    assert trace.exchanges[0].outcome == "result"
+    trace.save(tmp_path / "cut.jsonl")
+    again = Trace.load(tmp_path / "cut.jsonl")
+    assert [(event.cut, event.message) for event in again.events] == [(event.cut, event.message) for event in trace.events]
+    small = Trace(payload_limit=1024)
+    _echo_pair(small, b"y" * 1024)
+    assert [event.cut for event in small.events] == [None, None]
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["queued", "live"])
+def test_a_trace_keeps_no_more_bytes_than_its_bound_dropping_the_oldest(listening):
+    trace = Trace(max_bytes=100 * 1024)
+    if listening:
+        trace.subscribe(lambda event: None)
+    for number in range(200):
+        _echo_pair(trace, b"z" * 4096, b"%04d" % number)
+    assert trace.kept_bytes <= 100 * 1024
+    assert trace.kept_bytes == sum(event.kept for event in trace.events)
+    assert len(trace.events) + trace.dropped == 400 and trace.dropped > 350
+    assert trace.events[-1].message.request_id == b"0199"
+
+
+def test_the_default_bounds_are_64_mib_and_64_kib_per_payload():
+    trace = Trace()
+    assert (trace.max_bytes, trace.payload_limit) == (64 * 1024 * 1024, 64 * 1024)
+    unbounded = Trace(max_bytes=None, payload_limit=None)
+    _echo_pair(unbounded, b"w" * 200_000)
+    assert unbounded.events[0].cut is None and unbounded.kept_bytes > 400_000
+
+
+async def test_replay_refuses_a_trace_whose_requests_were_cut():
+    from gotalk_lab.replay import replay
+
+    trace = Trace(payload_limit=16)
+    trace.add(OUT, b"01", gl.ProtocolVersion(1))
+    _echo_pair(trace, b"q" * 100)
+    with pytest.raises(ValueError, match=r"keeps only 16 of its 100 payload bytes"):
+        await replay(trace, "tcp://127.0.0.1:9")

@@ -91,6 +91,8 @@ def _explain(value: Showable, expect_version: bool | None):
         annotated = annotate_frame(value.header, value.message)
         arrow = "→ out" if value.direction == OUT else "← in"
         title = f"#{value.index} {arrow} at {value.time * 1000:.3f} ms: {annotated.kind}"
+        if value.cut is not None:  # the trace kept only the start of a long payload
+            title += f" (payload {value.cut:,} bytes, first {len(value.message.payload):,} kept)"  # type: ignore[attr-defined]
         return annotated.raw, 0, _one_message(annotated), annotated, title, False
     if isinstance(value, Message):
         annotated = annotate(value)

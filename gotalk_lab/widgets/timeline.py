@@ -164,6 +164,21 @@ def frame_label(event: TraceEvent) -> str:
     return " ".join(parts)
 
 
+
+def trace_bounds(trace: Trace) -> str:
+    """What a trace holds against its bounds: "showing the last 1,200 frames, 63.8 MB (the trace keeps ...)"."""
+    def size(count: int) -> str:
+        return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
+
+    kept = []
+    if trace.cap:
+        kept.append(f"{trace.cap:,} frames")
+    if trace.max_bytes:
+        kept.append(size(trace.max_bytes))
+    limit = f"; payloads over {trace.payload_limit:,} bytes keep their start" if trace.payload_limit else ""
+    bound = f" (the trace keeps {' and '.join(kept)}{limit})" if kept else ""
+    return f"showing the last {len(trace.events):,} frames, {size(trace.kept_bytes)}{bound}"
+
 class Timeline(anywidget.AnyWidget):
     """A live sequence diagram of a ``Trace``: ``Timeline(peer.trace)`` or ``peer.timeline()``.
 
@@ -202,6 +217,8 @@ class Timeline(anywidget.AnyWidget):
     #: Frames the trace dropped to stay under its cap, and that cap (0: none).
     dropped = traitlets.Int(0).tag(sync=True)
     cap = traitlets.Int(0).tag(sync=True)
+    #: What the trace holds against its bounds, for people: "showing the last N frames, M MB ...".
+    bounds = traitlets.Unicode("").tag(sync=True)
     #: Filters set from the header: type characters and operation names not drawn.
     hidden_types = traitlets.List(traitlets.Unicode()).tag(sync=True)
     hidden_operations = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -263,6 +280,7 @@ class Timeline(anywidget.AnyWidget):
             self._find_closed({})  # the connection may have ended already
             self.frame_count = self._upto + 1
             self.dropped = trace.dropped
+            self.bounds = trace_bounds(trace)
             self.update_findings()
         self.on_msg(self._on_custom_message)
         self.observe(self._on_selected, "selected")
@@ -470,6 +488,8 @@ class Timeline(anywidget.AnyWidget):
                 )
             self.held = 0
             self.frame_count = self._upto + 1
+            if self.trace.dropped != self.dropped:
+                self.bounds = trace_bounds(self.trace)
             self.dropped = self.trace.dropped
             if rows or changed or self._findings_stale or self._open:  # (open ones may go unanswered)
                 self._findings_stale = True

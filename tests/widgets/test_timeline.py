@@ -390,3 +390,20 @@ async def test_unframed_bytes_get_a_row_between_the_frames_and_a_click_shows_the
     assert "no frame" in late.detail_view.title
     early.close()
     late.close()
+
+
+def test_a_timeline_says_what_its_trace_keeps_once_it_drops_and_a_cut_frame_says_so():
+    trace = Trace(max_bytes=20_000, payload_limit=1000)
+    timeline = Timeline(trace)
+    for number in range(20):
+        request = gl.SingleRequest(b"%04d" % number, "echo", b"p" * 3000)
+        trace.record(OUT, gl.wire.encode_header(request), request)
+    timeline.flush()
+    assert trace.dropped > 0 and timeline.dropped == trace.dropped
+    assert timeline.bounds == (
+        f"showing the last {len(trace.events)} frames, {trace.kept_bytes / 1e3:.1f} kB "
+        "(the trace keeps 100,000 frames and 20.0 kB; payloads over 1,000 bytes keep their start)"
+    )
+    view = FrameView()
+    view.show(trace.events[-1])
+    assert view.title.endswith("(payload 3,000 bytes, first 1,000 kept)")

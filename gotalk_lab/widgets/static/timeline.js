@@ -149,7 +149,7 @@ class TimelineView {
     model.on("change:detail_view", this.onDetail);
     this.onMarkers = () => this.scheduleDraw();
     model.on("change:markers", this.onMarkers);
-    for (const name of ["frame_count", "held", "paused", "dropped", "title", "lanes"]) {
+    for (const name of ["frame_count", "held", "paused", "dropped", "bounds", "title", "lanes"]) {
       model.on(`change:${name}`, this.onHeader);
     }
     this.drawHeader();
@@ -631,7 +631,7 @@ class TimelineView {
     const parts = [`${model.get("frame_count")} frames`, `${this.exchanges.size} exchanges`];
     if (this.unframedCount) parts.push(`<span class="gl-tl-warn">${this.unframedCount} unframed</span>`);
     const dropped = model.get("dropped");
-    if (dropped) parts.push(`<span class="gl-tl-warn">${dropped} dropped (trace keeps ${model.get("cap")})</span>`);
+    if (dropped) parts.push(`<span class="gl-tl-warn">${dropped} dropped: ${escapeHtml(model.get("bounds") || "")}</span>`);
     if (model.get("paused")) parts.push(`<span class="gl-tl-warn">paused: ${model.get("held")} held</span>`);
     /** @type {HTMLElement} */ (this.el.querySelector(".gl-tl-stats")).innerHTML = parts.join(" · ");
     this.pauseButton.textContent = model.get("paused") ? "▶ resume" : "‖ pause";
@@ -699,7 +699,7 @@ class TimelineView {
     this.model.off("change:cursor", this.onCursor);
     this.model.off("change:selected", this.onSelected);
     this.model.off("change:markers", this.onMarkers);
-    for (const name of ["frame_count", "held", "paused", "dropped", "title", "lanes"]) {
+    for (const name of ["frame_count", "held", "paused", "dropped", "bounds", "title", "lanes"]) {
       this.model.off(`change:${name}`, this.onHeader);
     }
   }
