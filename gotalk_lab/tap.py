@@ -21,6 +21,7 @@ was already decided has been sent.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
@@ -53,6 +54,10 @@ FrameListener = Callable[[int, TraceEvent], None]
 #: they are forwarded), "end" (that direction's reader saw end of file) or "close".
 ByteListener = Callable[["TapConnection", str, str, bytes], None]
 
+
+#: Ended connections a tap keeps, traces and all, for a notebook to look at afterwards;
+#: the command-line tap keeps none (its trace file has them).
+DEFAULT_KEEP_FINISHED = 16
 
 class TapConnection:
     """One client connection and its upstream connection, recorded."""
@@ -136,7 +141,7 @@ class Tap:
     def __init__(
         self, upstream_host: str, upstream_port: int | None = None, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
         trace_cap: int | None = None, intercept: bool = False, rules: list[Rule] | None = None,
-        upstream_ssl: ssl_module.SSLContext | None = None,
+        upstream_ssl: ssl_module.SSLContext | None = None, keep_finished: int | None = DEFAULT_KEEP_FINISHED,
     ) -> None:
         if upstream_port is None:
             where = _stream_address(upstream_host, "upstream")
@@ -153,7 +158,14 @@ class Tap:
         self._socket_file: str | None = None
         self.max_payload_size = max_payload_size
         self.trace_cap = trace_cap
+        #: Connections open now, then the last ``keep_finished`` that ended (None: all).
         self.connections: list[TapConnection] = []
+        #: How many ended connections this tap keeps in ``connections`` (with their traces);
+        #: older ones are let go, as a trace file or ``on_close`` listener has seen them whole.
+        self.keep_finished = keep_finished
+        self.finished: collections.deque[TapConnection] = collections.deque()
+        #: Ended connections let go so far (``keep_finished``).
+        self.forgotten = 0
         self.address = ""
         self._numbers = itertools.count(1)
         self._frame_listeners: list[FrameListener] = []
@@ -453,7 +465,19 @@ class Tap:
                     listener(connection)
                 except Exception:  # a broken listener must never break the relay
                     log.exception("tap close listener %r failed", listener)
+            self._forget_finished(connection)
             self._tasks.discard(task)
+
+    def _forget_finished(self, connection: TapConnection) -> None:
+        """Keep the last ``keep_finished`` ended connections; let older ones (and their traces) go."""
+        if self.keep_finished is None:
+            return
+        self.finished.append(connection)
+        while len(self.finished) > self.keep_finished:
+            old = self.finished.popleft()
+            if old in self.connections:
+                self.connections.remove(old)
+            self.forgotten += 1
 
     async def _forward(self, connection: TapConnection, direction: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
