@@ -445,8 +445,9 @@ async def _tap(args: argparse.Namespace) -> int:
         _print("gotalk-lab tap: --tls is for a TCP --listen, not a UNIX socket", file=sys.stderr)
         return 2
     upstream_tls = _tls_client(args, "tap") if args.upstream.scheme == "tls" else None
-    # keep_finished=0: an ended connection lives on in --trace/--pcap, not in memory.
-    tap = Tap(args.upstream.url, rules=rules, upstream_ssl=upstream_tls, keep_finished=0)
+    # It prints and files each frame as it passes: an ended connection lives on in
+    # --trace/--pcap, not in memory, and a live one keeps 8 MiB for its findings.
+    tap = Tap(args.upstream.url, rules=rules, upstream_ssl=upstream_tls, keep_finished=0, trace_bytes=8 * 1024 * 1024)
     trace_file = open(args.trace, "a", encoding="utf-8") if args.trace else None
     recorder = None
     if args.pcap:

@@ -34,7 +34,7 @@ from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame
 from .errors import ProtocolViolation
 from .findings import Finding, Undecodable, findings
 from .intercept import HeldFrame, Rule
-from .trace import IN, OUT, TAP_SIDES, Trace, TraceEvent, frame_from_bytes
+from .trace import DEFAULT_TRACE_BYTES, IN, OUT, TAP_SIDES, Trace, TraceEvent, frame_from_bytes
 from .transports.base import format_address, listen_backlog
 from .wire import Message, ProtocolVersion, SingleRequest, StreamRequest, StreamRequestPart, encode
 
@@ -142,6 +142,7 @@ class Tap:
         self, upstream_host: str, upstream_port: int | None = None, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
         trace_cap: int | None = None, intercept: bool = False, rules: list[Rule] | None = None,
         upstream_ssl: ssl_module.SSLContext | None = None, keep_finished: int | None = DEFAULT_KEEP_FINISHED,
+        trace_bytes: int | None = DEFAULT_TRACE_BYTES,
     ) -> None:
         if upstream_port is None:
             where = _stream_address(upstream_host, "upstream")
@@ -158,6 +159,8 @@ class Tap:
         self._socket_file: str | None = None
         self.max_payload_size = max_payload_size
         self.trace_cap = trace_cap
+        #: Bytes each connection's in-memory trace keeps at most (``Trace.max_bytes``).
+        self.trace_bytes = trace_bytes
         #: Connections open now, then the last ``keep_finished`` that ended (None: all).
         self.connections: list[TapConnection] = []
         #: How many ended connections this tap keeps in ``connections`` (with their traces);
@@ -419,7 +422,7 @@ class Tap:
     async def _serve_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
-        connection = TapConnection(next(self._numbers), Trace(cap=self.trace_cap, sides=TAP_SIDES), self.max_payload_size)
+        connection = TapConnection(next(self._numbers), Trace(cap=self.trace_cap, sides=TAP_SIDES, max_bytes=self.trace_bytes), self.max_payload_size)
         connection.client = format_address(client_writer.get_extra_info("peername")) or "a UNIX socket client"
         connection.client_peer = _ip_peer(client_writer.get_extra_info("peername"))
         self.connections.append(connection)
