@@ -160,9 +160,7 @@ class Trace:
         payload_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
     ) -> None:
         self.cap = cap
-        #: Bytes of frames kept at most (None: no bound); the oldest go first.
         self.max_bytes = max_bytes
-        #: Payload bytes kept per frame (None: all); a longer payload keeps its start (``TraceEvent.cut``).
         self.payload_limit = payload_limit
         self._bytes = 0  # kept bytes of the frames filed and queued
         self.enabled = enabled
@@ -180,6 +178,28 @@ class Trace:
         # Exchanges still waiting, by requester (OUT or IN), then request ID.
         self._open: dict[str, dict[bytes, Exchange]] = {OUT: {}, IN: {}}
         self._listeners: list[Callable[[TraceEvent], None]] = []
+
+    # The bounds, held as numbers (no bound: infinity) for the hot path's comparisons.
+    _byte_bound: float = float("inf")
+    _payload_bound: float = float("inf")
+
+    @property
+    def max_bytes(self) -> int | None:
+        """Bytes of frames kept at most (None: no bound); the oldest go first."""
+        return None if self._byte_bound == float("inf") else int(self._byte_bound)
+
+    @max_bytes.setter
+    def max_bytes(self, limit: int | None) -> None:
+        self._byte_bound = float("inf") if limit is None else limit
+
+    @property
+    def payload_limit(self) -> int | None:
+        """Payload bytes kept per frame (None: all); a longer payload keeps its start (``TraceEvent.cut``)."""
+        return None if self._payload_bound == float("inf") else int(self._payload_bound)
+
+    @payload_limit.setter
+    def payload_limit(self, limit: int | None) -> None:
+        self._payload_bound = float("inf") if limit is None else limit
 
     def now(self) -> float:
         """Seconds since the trace started, on the clock its events' ``time`` uses."""
@@ -217,22 +237,21 @@ class Trace:
         elif self.enabled:
             index = self._next_index
             self._next_index = index + 1
-            payload = getattr(message, "payload", b"")
-            limit = self.payload_limit
+            length = len(getattr(message, "payload", b""))
             cut = None
-            if limit is not None and len(payload) > limit:
-                cut, message = len(payload), _cut(message, limit)
-                payload = message.payload  # type: ignore[attr-defined]
-            size = len(header) + len(payload)
+            if length > self._payload_bound:
+                cut, message = length, _cut(message, int(self._payload_bound))
+                length = int(self._payload_bound)
+            size = len(header) + length
             self._queued.append((index, direction, header, message, monotonic() - self._started, cut, size))
-            self._bytes += size
-            if self.max_bytes is not None and self._bytes > self.max_bytes:
+            total = self._bytes = self._bytes + size
+            if total > self._byte_bound:
                 self._shed_bytes()
 
     def _shed_bytes(self) -> None:
         """Drop the oldest frames (queued ones first) until the kept bytes fit ``max_bytes``."""
         queued = self._queued
-        bound = self.max_bytes or 0
+        bound = self._byte_bound
         while self._bytes > bound and len(queued) > 1:
             self._bytes -= queued.popleft()[6]  # counted as dropped when the queue is filed (a gap)
         if self._bytes > bound:
@@ -282,10 +301,9 @@ class Trace:
         index = self._next_index
         self._next_index = index + 1
         payload = getattr(message, "payload", b"")
-        limit = self.payload_limit
-        if limit is None or len(payload) <= limit or sent is not None:
+        if len(payload) <= self._payload_bound or sent is not None:
             return self._file(direction, header, message, at, index, action, original, sent)
-        event = self._file(direction, header, _cut(message, limit), at, index, action, original, sent)
+        event = self._file(direction, header, _cut(message, int(self._payload_bound)), at, index, action, original, sent)
         if event is not None:
             event.cut = len(payload)
         return event
@@ -331,9 +349,9 @@ class Trace:
         if len(events) == cap:
             self._drop_oldest()
         events.append(event)
-        self._bytes += len(header) + len(getattr(message, "payload", b""))
-        if self.max_bytes is not None and self._bytes > self.max_bytes and len(events) > 1:
-            while self._bytes > self.max_bytes and len(events) > 1:
+        total = self._bytes = self._bytes + len(header) + len(getattr(message, "payload", b""))
+        if total > self._byte_bound:
+            while self._bytes > self._byte_bound and len(events) > 1:
                 self._drop_oldest()
         if self._listeners:
             for listener in self._listeners:
