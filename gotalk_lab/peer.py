@@ -73,6 +73,9 @@ MAX_LISTENERS = 256
 # Reasons, besides full part queues, for which reading pauses (``pause_reading``).
 _QUEUED_WRITES = object()  # what our answers queued is over the high-water mark
 _LISTENERS = object()  # MAX_LISTENERS listener tasks are running
+#: Seconds between checks of the requests' deadlines (at most; sooner when one is due).
+DEADLINE_CHECK = 1.0
+INFINITY = float("inf")
 #: ``timeout=`` not given: the peer's ``request_timeout`` applies.
 PEER_TIMEOUT: Any = object()
 
@@ -184,6 +187,9 @@ class Peer:
         # Timers by purpose: "read", "heartbeat", or the request ID of a retry. One
         # each, replaced when rescheduled, so a long-lived connection piles none up.
         self._timers: dict[object, asyncio.TimerHandle] = {}
+        # Our single requests that wait with a timeout: ID -> (deadline on the loop's clock, future, operation, seconds).
+        self._deadlines: dict[bytes, tuple[float, asyncio.Future, str, float]] = {}
+        self._next_check = INFINITY  # when the deadlines are next checked (loop clock)
         self._drop_timer: asyncio.TimerHandle | None = None  # see _fail
         self._paused_by: set[int] = set()  # part queues (and the reasons below) that stopped our reading
         self._input_held: asyncio.Task | None = None  # see _hold_input
@@ -243,7 +249,9 @@ class Peer:
         """Act on the events received so far, unless reading is paused: those wait for ``resume_reading``."""
         connection = self.connection
         transport = self._transport
-        queued = transport.write_buffer_size() if transport is not None else 0
+        # Sizes are read only when the queue is over its mark (rare): the common case pays two flags.
+        was_backlogged = transport is not None and transport.write_backlogged
+        queued = transport.write_buffer_size() if was_backlogged else 0  # type: ignore[union-attr]
         try:
             self._receive_events(traced)
         except RemoteProtocolError as error:
@@ -256,7 +264,11 @@ class Peer:
         # what is queued, as the Go peer does by writing from its read loop.
         # Only then: a side that reads answers while its own requests queue up
         # (a streaming client) keeps reading, or both sides would wait forever.
-        if transport is not None and transport.write_backlogged and transport.write_buffer_size() > queued:
+        if (
+            transport is not None
+            and transport.write_backlogged
+            and (not was_backlogged or transport.write_buffer_size() > queued)
+        ):
             self._hold_input()
 
     def _receive_events(self, traced: bool) -> None:
@@ -554,24 +566,50 @@ class Peer:
         message = self.connection.request(operation, to_payload(payload), future)
         request_id = message.request_id
         seconds = self.request_timeout if timeout is PEER_TIMEOUT else timeout
-        # One timer per request (cancelled when the answer comes), not wait_for:
-        # no task or extra future on the hot path.
-        timer = None if seconds is None else self._loop.call_later(seconds, self._time_out, request_id, future, operation, seconds)
+        deadlines = self._deadlines
+        if seconds is not None:
+            # A deadline in a table, checked by one timer for the whole peer: a
+            # timer per request would fill the loop's heap with cancelled ones.
+            deadline = self._loop.time() + seconds
+            deadlines[request_id] = (deadline, future, operation, seconds)
+            if deadline < self._next_check:
+                self._check_at(min(deadline, deadline - seconds + DEADLINE_CHECK))
         try:
             self.write(message)
             if self._transport.write_backlogged:
                 await self.drain()
             return await future
         finally:
-            if timer is not None:
-                timer.cancel()
+            if seconds is not None:
+                deadlines.pop(request_id, None)
             if not future.done() or future.cancelled():
                 self.connection.forget(request_id)
 
-    def _time_out(self, request_id: bytes, future: asyncio.Future, operation: str, seconds: float) -> None:
-        if not future.done():
-            self.connection.forget(request_id)
-            future.set_exception(RequestTimeout(operation, seconds))
+    def _check_at(self, when: float) -> None:
+        """Check the deadlines at ``when`` (the loop's clock), instead of any later check."""
+        check = self._timers.pop("deadlines", None)
+        if check is not None:
+            check.cancel()
+        self._next_check = when
+        self._timers["deadlines"] = self._loop.call_at(when, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        """Fail the requests whose answer is overdue (``RequestTimeout``); come back for the rest."""
+        del self._timers["deadlines"]
+        self._next_check = INFINITY
+        now = self._loop.time()
+        soonest = DEADLINE_CHECK
+        for request_id, (deadline, future, operation, seconds) in list(self._deadlines.items()):
+            if future.done():
+                del self._deadlines[request_id]
+            elif now >= deadline:
+                del self._deadlines[request_id]
+                self.connection.forget(request_id)
+                future.set_exception(RequestTimeout(operation, seconds))
+            else:
+                soonest = min(soonest, deadline - now)
+        if self._deadlines and self.is_open:
+            self._check_at(now + soonest)
 
     async def request(self, operation: str, value: Any = None, *, timeout: float | None | object = PEER_TIMEOUT) -> Any:
         """Send a JSON value; return the result decoded from JSON."""

@@ -753,3 +753,41 @@ async def test_the_default_request_timeout_is_the_clis_30_seconds_and_is_checked
     assert gl.Peer(request_timeout=None).request_timeout is None
     with pytest.raises(ValueError, match="request_timeout"):
         gl.Peer(request_timeout=0)
+
+
+async def test_a_short_timeout_is_kept_while_a_longer_one_waits():
+    never = asyncio.Event()
+
+    async def silent(payload: bytes) -> bytes:
+        await never.wait()
+        return payload
+
+    handlers = gl.Handlers()
+    handlers.handle("silent", silent)
+    a, b = await gl.pipe(handlers_b=handlers)
+    try:
+        long_wait = asyncio.ensure_future(a.request_bytes("silent", b"long", timeout=20))
+        await asyncio.sleep(0.01)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(gl.RequestTimeout):
+            await a.request_bytes("silent", b"short", timeout=0.05)
+        assert asyncio.get_running_loop().time() - started < 0.9  # not at the next one-second check
+        assert not long_wait.done()
+        long_wait.cancel()
+    finally:
+        never.set()
+        await a.close()
+        await b.close()
+
+
+async def test_the_deadline_check_ends_by_itself_once_no_request_waits():
+    a, b = await gl.pipe(handlers_b=gl.demo.handlers())
+    a.request_timeout = 0.2
+    try:
+        assert await a.request_bytes("echo", b"x") == b"x"
+        assert "deadlines" in a._timers
+        await asyncio.sleep(0.3)
+        assert "deadlines" not in a._timers and a._deadlines == {}
+    finally:
+        await a.close()
+        await b.close()

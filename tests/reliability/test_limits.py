@@ -98,6 +98,6 @@ async def test_timers_do_not_pile_up_on_a_long_lived_connection():
         await asyncio.sleep(0.2)  # ~40 heartbeats each way, each re-arming its timer
     finally:
         watcher.cancel()
-    assert most <= 3, f"{most} timers held at once"  # read timeout, heartbeat, one retry
+    assert most <= 4, f"{most} timers held at once"  # read timeout, heartbeat, one retry, the deadline check
     await within(client.close())
     await settle(client, served)
