@@ -323,7 +323,7 @@ class FieldMap:
         rows = self.rows()
         width, height = 900, 70 + _MAP_ROW * len(rows)
         out = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" style="max-width:{width}px" viewBox="0 0 {width} {height}" '
             'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" role="img" aria-label="Gotalk field map">',
             f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
             '<text x="12" y="22" font-size="15" font-weight="bold" fill="#1f1f1f">Gotalk messages, field by field</text>',

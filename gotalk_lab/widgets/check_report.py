@@ -37,14 +37,16 @@ class CheckReport(widgets.VBox):
         self.header = widgets.HTML(f"<style>{REPORT_CSS} .gl-check-cases select {{ font-family: monospace; }}</style><b>gotalk-lab check</b> <code>{html.escape(report.target)}</code>: {counts}")
         options = [(case_label(result), result.case.id) for result in report.results]
         first = selected or next((r.case.id for r in report.results if r.verdict == "fail"), options[0][1] if options else None)
+        # As wide as the longest line (monospace), so that no case needs sideways scrolling.
+        longest = max((len(label) for label, _ in options), default=30)
         self.cases = widgets.Select(options=options, value=first, rows=min(len(options), 14),
-                                    layout=widgets.Layout(width="36em"))
+                                    layout=widgets.Layout(width=f"{longest + 4}ch", max_width="100%"))
         self.cases.add_class("gl-check-cases")
         self.detail = widgets.HTML(layout=widgets.Layout(flex="1 1 30em", max_height="22em", overflow="auto"))
         self.frames_box = widgets.VBox()
         self.dashboard: Dashboard | None = None
         self.cases.observe(self._on_select, "value")
-        super().__init__([self.header, widgets.HBox([self.cases, self.detail]), self.frames_box], layout=widgets.Layout(width="100%"))
+        super().__init__([self.header, widgets.HBox([self.cases, self.detail], layout=widgets.Layout(flex_flow="row wrap")), self.frames_box], layout=widgets.Layout(width="100%"))
         if first is not None:
             self.select(first)
 

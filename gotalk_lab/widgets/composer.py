@@ -268,7 +268,7 @@ class Composer(ipywidgets.VBox):
         }
         self.malformation_input = ipywidgets.Dropdown(
             options=[(MALFORMATIONS[key], key) for key in malformations_for("r")], value="none",
-            description="malformation", style=style, layout=ipywidgets.Layout(width="34em"),
+            description="malformation", style=style, layout=ipywidgets.Layout(width="42em", max_width="100%"),
         )  # fmt: skip
         self.drop_input = ipywidgets.BoundedIntText(value=1, min=1, max=1 << 20, description="N", style={"description_width": "1.5em"}, layout=ipywidgets.Layout(width="8em"))
         self.form_error = ipywidgets.HTML()

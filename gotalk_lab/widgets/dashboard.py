@@ -21,8 +21,8 @@ from .frames import FieldTable, FrameView
 from .timeline import Timeline, with_html_fallback
 
 #: The width a FieldTable's five columns need at their narrowest (fieldtable.css: the
-#: bytes column 24ch, value at least 16ch, meaning at least 22em, with padding).
-TABLE_MIN_WIDTH = "840px"
+#: bytes column 24ch, value at least 12ch, meaning at least 15em, with padding).
+TABLE_MIN_WIDTH = "720px"
 
 
 class Dashboard(widgets.VBox):
@@ -47,20 +47,23 @@ class Dashboard(widgets.VBox):
     ) -> None:
         self.trace = trace
         self.composer = composer
-        self.frame_view = FrameView()
+        waiting = "click an arrow in the timeline: that frame's bytes show here"
+        self.frame_view = FrameView(title="")
+        self.frame_view.empty_text = waiting
         self.field_table = FieldTable(self.frame_view)
+        self.field_table.empty_text = "click an arrow in the timeline: that frame's fields show here"
         self.timeline = Timeline(trace, title=title, lanes=lanes, frame_view=self.frame_view, **options)
         # The view is as wide as its dump (min-content: the legend and payload wrap under
         # it); the table takes the rest of the line when that leaves it the width its
         # columns need, and wraps below the view otherwise. Squeezed side by side, both
         # would scroll sideways and hide the ASCII column and the meanings.
-        self.frame_view.layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
+        self.frame_view.layout = self._frame_view_layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
         self.field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
         self._below = widgets.HBox(
             [self.frame_view, self.field_table],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"),
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
         )
-        self._beside = widgets.HBox(layout=widgets.Layout(align_items="flex-start", width="100%"))
+        self._beside = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))
         super().__init__(layout=widgets.Layout(width="100%"))
         self._projector = False
         self.projector = projector
@@ -78,12 +81,15 @@ class Dashboard(widgets.VBox):
         middle = [] if self.composer is None else [self.composer]
         if on:
             self.add_class("gl-projecting")
-            self.timeline.layout = widgets.Layout(flex="1 1 auto", min_width="0", margin="0 12px 0 0")
+            # Side by side where both fit (a 1280 px room screen), the bytes below where not.
+            self.timeline.layout = widgets.Layout(flex="1 1 560px", min_width="0", margin="0 12px 0 0")
+            self.frame_view.layout = widgets.Layout(flex="0 0 auto", width="min-content", max_width="100%")
             self._beside.children = [self.timeline, self.frame_view]
             self.children = [self._beside, *middle, self.field_table]
         else:
             self.remove_class("gl-projecting")
             self.timeline.layout = widgets.Layout()
+            self.frame_view.layout = self._frame_view_layout
             self._below.children = [self.frame_view, self.field_table]
             self.children = [self.timeline, *middle, self._below]
 

@@ -287,6 +287,8 @@ class FrameView(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     #: Projector mode: 18 px text and up, full contrast (a FrameView also shows 8 bytes a row).
     projector = traitlets.Bool(False).tag(sync=True)
+    #: What the view says while it shows nothing (a dashboard: where the bytes will come from).
+    empty_text = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -376,6 +378,8 @@ class FieldTable(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     #: Projector mode: 18 px text and up, full contrast (a FrameView also shows 8 bytes a row).
     projector = traitlets.Bool(False).tag(sync=True)
+    #: What the view says while it shows nothing (a dashboard: where the bytes will come from).
+    empty_text = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ class Interceptor(ipywidgets.VBox):
 
     def __init__(self, tap: Any, **kwargs: Any) -> None:
         self.tap = tap
-        self.queue = ipywidgets.Select(options=[], rows=6, description="held", layout=ipywidgets.Layout(width="100%"))
+        self.queue = ipywidgets.Select(options=[], rows=6, description="held", layout=ipywidgets.Layout(width="calc(100% - 4px)"))
         self.payload = ipywidgets.Text(description="payload", placeholder="new payload (text)")
         self.raw = ipywidgets.Text(description="raw hex", placeholder="bytes sent as given")
         self.delay_ms = ipywidgets.BoundedIntText(value=300, min=0, max=600_000, description="delay ms")

@@ -25,6 +25,7 @@ import traitlets
 from ..exercises import Verdict
 from ..html import trace_html
 from ..trace import OUT, Trace
+from .dashboard import TABLE_MIN_WIDTH
 from .frames import FieldTable, FrameView
 from .timeline import Timeline, frame_label, type_of, with_html_fallback
 
@@ -143,7 +144,7 @@ class Player(widgets.VBox):
         }
         for name, button in self.buttons.items():
             button.on_click(lambda _button, name=name: getattr(self, name)())
-        self.position = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.position = widgets.HTML()
         #: Prediction stops (``ask``), in trace order; the panel that asks the pending one.
         self.questions: list[Question] = []
         self._asking: Question | None = None
@@ -162,14 +163,15 @@ class Player(widgets.VBox):
         controls = widgets.HBox(
             [self.buttons["first"], self.buttons["previous"], self.play, self.buttons["next"],
              self.buttons["last"], self.slider, self.speed],
-            layout=widgets.Layout(align_items="center", width="100%"),
+            layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
         )
         frames = widgets.HBox(
             [self.frame_view, self.field_table],
-            layout=widgets.Layout(align_items="flex-start", width="100%"),
+            layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"),
         )
-        self.frame_view.layout = widgets.Layout(flex="1 1 45%", min_width="0")
-        self.field_table.layout = widgets.Layout(flex="1 1 55%", min_width="0")
+        # As on a dashboard: the view as wide as its dump, the table beside it where it fits, else below.
+        self.frame_view.layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
+        self.field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
         super().__init__([controls, self.position, self.question_panel, self.timeline, frames], layout=widgets.Layout(width="100%"))
         self.slider.observe(self._on_slider, "value")
         self.timeline.observe(self._on_timeline_click, "selected")

@@ -91,7 +91,7 @@ function render({ model, el }) {
           " not listed</td></tr>"
       );
     }
-    if (!html.length) html.push('<tr class="gl-ft-more"><td colspan="5">no fields</td></tr>');
+    if (!html.length) html.push(`<tr class="gl-ft-more"><td colspan="5">${escapeHtml(model.get("empty_text") || "no fields")}</td></tr>`);
     body.innerHTML = html.join("");
     rows = [];
     for (const row of body.querySelectorAll(".gl-ft-row")) {

@@ -282,7 +282,8 @@ function render({ model, el }) {
       // The bad byte lies past the bytes shown: say where and why all the same.
       rows.push(`<div class="gl-fv-errrow gl-fv-errrow-far">✖ ${escapeHtml(error.message)}</div>`);
     }
-    if (!data.length && !error) rows.push('<div class="gl-fv-more">no bytes</div>');
+    const empty = !data.length && !error;
+    if (empty) rows.push(`<div class="gl-fv-more">${escapeHtml(model.get("empty_text") || "no bytes")}</div>`);
     dumpEl.innerHTML = rows.join("");
     hexCells = new Array(data.length);
     ascCells = new Array(data.length);
@@ -297,7 +298,7 @@ function render({ model, el }) {
       const where = errorHidden ? " (past the bytes shown)" : "";
       stats += ` · <span class="gl-fv-bad" title="show the bad byte">✖ invalid at byte ${error.offset}${where}</span>`;
     }
-    statsEl.innerHTML = stats;
+    statsEl.innerHTML = empty ? "" : stats;
 
     // Legend: per message, its summary and one chip per field.
     const groups = [];

@@ -42,7 +42,7 @@ const OVERSCAN = 10; // rows drawn above and below the visible ones
 const COLUMN_WIDTH = 11; // px per exchange column
 const MAX_COLUMNS = 14; // columns drawn side by side; later ones share the last
 const GUTTER_LEFT = 128; // px: index and time come first
-const PROJECTOR_GUTTER_LEFT = 190; // px, as .gl-projector sets --gl-tl-gutter-left in timeline.css
+const PROJECTOR_GUTTER_LEFT = 170; // px, as .gl-projector sets --gl-tl-gutter-left in timeline.css
 const OPEN_OUTCOMES = new Set(["pending", "retrying", "stream"]);
 
 /** Message types in wire order: glyph, name, shown in the header as filter chips (and legend). */
