@@ -17,8 +17,9 @@ import ipywidgets as widgets
 import traitlets
 
 from ..html import trace_html
+from ..palette import type_style
 from ..trace import OUT, Trace
-from .frames import FieldTable, FrameView
+from .frames import FieldTable, FrameView, badge_letters
 from .timeline import Timeline, frame_label, type_of, with_html_fallback
 
 #: Playback speeds: label -> milliseconds between steps.
@@ -62,9 +63,17 @@ def position_html(event, events: list, sides: tuple[str, str] = ("this side", "o
     """
     first, last = events[0].index, events[-1].index
     writer, reader = sides if event.direction == OUT else sides[::-1]
+    type_char = type_of(event.message)
+    style = type_style(type_char)
+    badge = (
+        f'<b style="background:{style.colour};color:{style.on};border-radius:8px;padding:0 5px">'
+        f"{escape(style.glyph)} {escape(badge_letters(type_char))}</b> "
+        if style
+        else ""
+    )
     return (
         f"<b>frame #{event.index}</b> of #{first}–#{last} ({len(events)} frames) · at {event.time * 1000:.3f} ms · "
-        f"{escape(writer)} → {escape(reader)} · <code>{escape(type_of(event.message))} {escape(frame_label(event))}</code>"
+        f"{escape(writer)} → {escape(reader)} · {badge}<code>{escape(frame_label(event))}</code>"
     )
 
 

@@ -33,7 +33,7 @@ from ..findings import findings as run_findings
 from ..findings import markers as markers_of
 from ..html import trace_html, with_html_fallback
 from ..trace import Trace, TraceEvent
-from .frames import FieldTable, FrameView
+from .frames import FieldTable, FrameView, widget_css
 from .unframed import Unframed, unframed_log
 from ..wire import (
     MAX_LOAD,
@@ -197,7 +197,7 @@ class Timeline(anywidget.AnyWidget):
     """
 
     _esm = STATIC / "timeline.js"
-    _css = STATIC / "timeline.css"
+    _css = widget_css("timeline.css")
 
     title = traitlets.Unicode("").tag(sync=True)
     #: Names of the two lanes: the writer of "out" frames, then of "in" frames (``Trace.sides``).
