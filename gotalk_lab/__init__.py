@@ -10,6 +10,7 @@ import importlib
 
 from . import demo
 from . import html as _html
+from .glossary import glossary
 from . import peer as _peer
 from .checker import check
 from .connect import Address, Server, connect, parse_address, pipe, serve, tls_client_context, tls_server_context
@@ -103,6 +104,8 @@ replay = _replay.replay
 replay.sync = _replay_sync  # type: ignore[attr-defined]
 # In a notebook, messages and traces display as HTML (a no-op elsewhere).
 _html.register_formatters()
+#: ``gl.field_map()``: every message type's layout in one picture.
+field_map = _html.field_map
 
 
 def __getattr__(name: str):
@@ -186,4 +189,6 @@ __all__ = [
     "widgets",
     "show",
     "lab",
+    "field_map",
+    "glossary",
 ]

@@ -458,12 +458,53 @@ class Decoder:
         raise AssertionError(f"header at {base + pos} is valid but was not decoded")  # pragma: no cover
 
 
+def decimal_size_hint(data: bytes) -> str | None:
+    """The classic mistake, named: a size field of decimal digits in the message ``data`` starts with.
+
+    Sizes are hexadecimal; a writer that puts ``010`` for a 10-byte name announces 16
+    bytes, and the reader takes the wrong bytes as the name, or waits for bytes that
+    never come. For the first name or payload size whose digits mean different numbers
+    in decimal and in hex, this says both; None when there is none (or the header is cut
+    before one).
+    """
+    layout = LAYOUTS.get(data[:1])
+    if layout is None:
+        return None
+    cursor, name_size = 0, 0
+    for field, size, kind in layout:
+        width = name_size if kind == "name" else (size or 0)
+        digits = data[cursor : cursor + width]
+        if len(digits) < width:
+            return None
+        if kind == "hex":
+            if not all(byte in _HEX for byte in digits):
+                return None
+            if field in ("name_size", "payload_size") and digits.isdigit() and int(digits) != int(digits, 16):
+                return (
+                    f"sizes are hexadecimal: {field} {digits.decode()} is {int(digits, 16)} bytes; "
+                    f"if {int(digits)} was meant, it is written {int(digits):0{width}x}"
+                )
+            if field == "name_size":
+                name_size = int(digits, 16)
+        cursor += width
+    return None
+
+
 def decode(data: bytes, *, expect_version: bool = False, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE) -> Message:
     """Decode exactly one whole message (no version preamble by default).
 
     Raises ``ProtocolViolation`` for bad bytes, for bytes left over (located at
-    the first of them), and for a message cut short.
+    the first of them), and for a message cut short; when a size written in decimal
+    is the likely cause, the error says so (``hint``).
     """
+    try:
+        return _decode_one(data, expect_version, max_payload_size)
+    except ProtocolViolation as error:
+        error.add_hint(decimal_size_hint(data[2:] if expect_version else data))
+        raise
+
+
+def _decode_one(data: bytes, expect_version: bool, max_payload_size: int) -> Message:
     messages = decode_all(data, expect_version=expect_version, max_payload_size=max_payload_size)
     skip = 1 if expect_version else 0
     if len(messages) == skip + 1:

@@ -63,10 +63,19 @@ class ProtocolViolation(RemoteProtocolError):
         self.expected = expected
         self.found = found
         self.messages: list[Any] = []
+        #: A likely cause in words, when one is known (a size written in decimal).
+        self.hint: str | None = None
         super().__init__(self.describe(), code)
 
     def describe(self) -> str:
-        return f"byte {self.offset}: {self.field}: expected {self.expected}, found {self.found}"
+        text = f"byte {self.offset}: {self.field}: expected {self.expected}, found {self.found}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def add_hint(self, hint: str | None) -> None:
+        """Name a likely cause; the message (``str(error)``) says it too."""
+        if hint:
+            self.hint = hint
+            self.args = (self.describe(), *self.args[1:])
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep the fields when pickled (e.g. across processes)
         return (type(self), (self.offset, self.field, self.expected, self.found, self.code))

@@ -246,6 +246,104 @@ def trace_html(trace) -> str:
     )
 
 
+# -- the field map: every message type's layout in one picture ----------------------------
+
+#: One example of each message type, in the order a reader meets them, with what it is for.
+FIELD_MAP_EXAMPLES: tuple[tuple[bytes, str, str], ...] = (
+    (b"01", "version", "written first by each side"),
+    (b"r0001004echo00000005hello", "single request", ""),
+    (b"s000200cupper-stream00000003abc", "stream request", "its first part"),
+    (b"p000200000003def", "stream request part", "empty: the end"),
+    (b"R000100000005hello", "single result", ""),
+    (b"S000200000003ABC", "stream result part", "empty: the end"),
+    (b"E000300000004boom", "error result", ""),
+    (b"e0004000001f400000004busy", "retry result", "wait, then send again"),
+    (b"n007weather00000002{}", "notification", "nobody answers"),
+    (b"h00015f5e1000", "heartbeat", "load and Unix time"),
+    (b"f00000002", "protocol error", "then the sender closes"),
+)
+#: Field name -> the words under its box: what it is, and how it is written.
+_FIELD_WORDS = {
+    "version": ("version", "2 hex"),
+    "type": ("type", "1"),
+    "request_id": ("request ID", "4 raw"),
+    "name_size": ("name size", "3 hex"),
+    "operation": ("operation", "name-size bytes"),
+    "name": ("name", "name-size bytes"),
+    "payload_size": ("payload size", "8 hex"),
+    "payload": ("payload", "payload-size bytes"),
+    "wait": ("wait ms", "8 hex"),
+    "load": ("load", "4 hex"),
+    "time": ("Unix time", "8 hex"),
+    "code": ("code", "8 hex"),
+}
+_MAP_CHAR = 9.0  # px per character of the example bytes
+_MAP_LABEL_CHAR = 6.4  # px per character of the small words under a box
+_MAP_ROW = 54
+_MAP_LEFT = 200
+
+
+class FieldMap:
+    """Every message type's layout, drawn from the decoder's own field table (``gl.field_map()``).
+
+    One row per type: its example's bytes, one coloured box per field (the colours
+    every view uses), and under each box the field's name and how it is written:
+    a width in bytes and "hex" (ASCII hexadecimal digits) or "raw" (bytes as they
+    are), or, for a name or payload, the size field that gives its length. Shows as
+    SVG in a notebook; ``svg()`` is the same drawing for a page (docs/field-map.svg).
+    """
+
+    def rows(self) -> list[tuple[bytes, str, str, list[Field]]]:
+        return [(raw, kind, note, list(annotate(raw).fields)) for raw, kind, note in FIELD_MAP_EXAMPLES]
+
+    def __repr__(self) -> str:
+        lines = []
+        for _raw, kind, note, fields in self.rows():
+            boxes = " ".join(f.raw.decode("ascii") for f in fields)
+            names = ", ".join(": ".join(_FIELD_WORDS.get(f.name, (f.name, ""))) for f in fields)
+            lines.append(f"{boxes:34} {kind}{f' ({note})' if note else ''}: {names}")
+        return "\n".join(lines)
+
+    def svg(self) -> str:
+        rows = self.rows()
+        width, height = 900, 70 + _MAP_ROW * len(rows)
+        out = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" role="img" aria-label="Gotalk field map">',
+            f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+            '<text x="12" y="22" font-size="15" font-weight="bold" fill="#1f1f1f">Gotalk messages, field by field</text>',
+            '<text x="12" y="40" font-size="11" fill="#3d3d3d">under each field: its width in bytes and hex (hexadecimal digits) '
+            'or raw (the bytes as they are);</text>',
+            '<text x="12" y="54" font-size="11" fill="#3d3d3d">a name or a payload is as many bytes as its size field says</text>',
+        ]
+        for row, (_raw, kind, note, fields) in enumerate(rows):
+            top = 66 + row * _MAP_ROW
+            out.append(f'<text x="12" y="{top + 14}" font-size="12" font-weight="bold" fill="#1f1f1f">{escape(kind)}</text>')
+            out.append(f'<text x="12" y="{top + 29}" font-size="11" fill="#3d3d3d">{escape(note)}</text>')
+            x = float(_MAP_LEFT)
+            for field in fields:
+                text = field.raw.decode("ascii")
+                label, how = _FIELD_WORDS.get(field.name, (field.name, ""))
+                box = max(len(text) * _MAP_CHAR, max(len(label), len(how)) * _MAP_LABEL_CHAR) + 8
+                out.append(
+                    f'<rect x="{x:.1f}" y="{top + 2}" width="{box:.1f}" height="22" rx="3" fill="{_colour(field.name)}" stroke="#5f5f5f" stroke-width="0.6"/>'
+                    f'<text x="{x + box / 2:.1f}" y="{top + 18}" font-size="15" text-anchor="middle" fill="#1f1f1f">{escape(text)}</text>'
+                    f'<text x="{x + box / 2:.1f}" y="{top + 36}" font-size="10" text-anchor="middle" fill="#1f1f1f">{escape(label)}</text>'
+                    f'<text x="{x + box / 2:.1f}" y="{top + 48}" font-size="10" text-anchor="middle" fill="#3d3d3d">{escape(how)}</text>'
+                )
+                x += box + 3
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
+
+    def _repr_svg_(self) -> str:
+        return self.svg()
+
+
+def field_map() -> FieldMap:
+    """Every message type's layout in one picture (``FieldMap``)."""
+    return FieldMap()
+
+
 def register_formatters(shell: Any = None) -> bool:
     """Make IPython show messages and traces with these views (``text/html``).
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import gotalk_lab as gl
 from gotalk_lab.decoder import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     LAYOUTS,
@@ -867,3 +868,28 @@ def mutated_conversations(draw) -> bytes:
 def test_property_mutated_conversations_raise_only_located_violations(data: bytes) -> None:
     assert_only_located_violations(data)
     assert_only_located_violations(data, max_payload_size=64)
+
+
+# -- the decimal-size mistake, named -------------------------------------------------------
+
+def test_a_size_written_in_decimal_is_named_in_the_error():
+    from gotalk_lab.decoder import decimal_size_hint
+
+    right = gl.encode(gl.StreamRequest(b"0001", "upper-stream", b"abc"))  # name size 00c
+    wrong = right.replace(b"00c", b"012", 1)
+    with pytest.raises(gl.ProtocolViolation) as caught:
+        gl.decode(wrong)
+    assert caught.value.hint == "sizes are hexadecimal: name_size 012 is 18 bytes; if 12 was meant, it is written 00c"
+    assert str(caught.value).endswith("(" + caught.value.hint + ")")
+    assert decimal_size_hint(b"r0001004echo00000010hello worl").endswith("if 10 was meant, it is written 0000000a")
+
+
+def test_no_hint_where_decimal_and_hex_agree_or_the_digits_are_not_hex():
+    from gotalk_lab.decoder import decimal_size_hint
+
+    assert decimal_size_hint(b"r0001004echo00000005hello") is None  # 5 is 5 either way
+    assert decimal_size_hint(b"r0001004echo0000zzzz") is None  # not a size at all
+    assert decimal_size_hint(b"x0001") is None and decimal_size_hint(b"r00") is None
+    with pytest.raises(gl.ProtocolViolation) as caught:
+        gl.decode(b"r0001004echo0000zzzz")
+    assert caught.value.hint is None and "(" not in str(caught.value)

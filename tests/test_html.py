@@ -164,3 +164,35 @@ def test_trace_table_lists_each_frame_with_its_bytes():
     assert "→ out" in html and "← in" in html
     assert "0x0000000A = 10" in html  # the header as it was read, not re-encoded
     assert "no frames yet" in trace_html(Trace())
+
+
+# -- the field map ------------------------------------------------------------------------
+
+def test_the_field_map_draws_every_type_with_the_decoders_widths():
+    from pathlib import Path
+
+    from gotalk_lab.decoder import LAYOUTS
+    from gotalk_lab.html import FIELD_MAP_EXAMPLES, field_map
+
+    rows = field_map().rows()
+    assert {raw[:1] for raw, *_ in rows if raw != b"01"} == set(LAYOUTS)  # every type, once
+    for raw, _kind, _note, fields in rows:
+        if raw == b"01":
+            assert [f.name for f in fields] == ["version"]
+            continue
+        fixed = [(name, size) for name, size, kind in LAYOUTS[raw[:1]] if size]
+        assert [(f.name, len(f.raw)) for f in fields if (f.name, len(f.raw)) in fixed] == fixed, raw
+    svg = field_map().svg()
+    assert svg.count("<rect ") == 1 + sum(len(fields) for *_, fields in rows)
+    assert "request ID" in svg and "8 hex" in svg and "4 raw" in svg and "name-size bytes" in svg
+    assert len(FIELD_MAP_EXAMPLES) == 11
+    page = Path(__file__).resolve().parents[1] / "docs" / "field-map.svg"
+    assert page.read_text() == svg, "docs/field-map.svg is stale: write gl.field_map().svg() to it"
+
+
+def test_the_field_map_reads_as_text_too():
+    from gotalk_lab.html import field_map
+
+    text = repr(field_map())
+    assert "r 0001 004 echo 00000005 hello" in text
+    assert "single request: type: 1, request ID: 4 raw, name size: 3 hex" in text

@@ -335,6 +335,9 @@ CHANGES_BETWEEN_RUNS = [
     # ... also as it is written on the wire: 'h', four hex digits of load, eight of time.
     (re.compile(r"\bh([0-9a-f]{4})[0-9a-f]{8}\b"), r"h\1<unix time>"),
     (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b"), "<utc time>"),
+    # ... and as the HTML view of a heartbeat shows its time field: its bytes and its value.
+    (re.compile(r'data-field="time".*?</span></span></span>', re.S), 'data-field="time"><unix time>'),
+    (re.compile(r"(<td>time</td><td>)\d+(</td><td>sender&#x27;s clock: )0x[0-9a-f]+ = \d+"), r"\1<unix time>\2<unix time>"),
     # A checker's wire log lists reads as TCP delivered them, which splits a long answer
     # differently each run; the messages decoded from those reads are still compared.
     (re.compile(r"<table class='gl-log'>.*?</table>", re.S), "<wire log>"),

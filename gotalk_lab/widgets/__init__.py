@@ -17,7 +17,8 @@ from .dashboard import Dashboard, lab
 from .findings_table import FindingsTable
 from .frames import FieldTable, FrameView, link
 from .interceptor import Interceptor
-from .player import Player
+from .player import Player, Question
+from .malformed_lab import MalformedLab
 from .timeline import Timeline
 
 # ``peer.timeline()`` is a Timeline of the peer's trace: registered, since the peer never imports widgets.
@@ -31,4 +32,4 @@ def show(value, *, expect_version: bool | None = None, title: str | None = None)
     return ipywidgets.VBox([frame_view, table])
 
 
-__all__ = ["CheckReport", "FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Dashboard", "ConnectionView", "FindingsTable", "Interceptor", "lab", "show"]
+__all__ = ["CheckReport", "FrameView", "FieldTable", "link", "Composer", "Timeline", "Player", "Question", "MalformedLab", "Dashboard", "ConnectionView", "FindingsTable", "Interceptor", "lab", "show"]

@@ -29,7 +29,10 @@ class Dashboard(widgets.VBox):
     """The timeline of ``trace`` over a frame view and field table that follow its clicks.
 
     ``composer``: a ``Composer`` shown between the timeline and the frame view (``lab``
-    makes one for its peer with ``composer=True``).
+    makes one for its peer with ``composer=True``). ``projector=True`` (or setting
+    ``dashboard.projector``) is for a room: 18 px text and up, full contrast, and the
+    frame view beside the timeline, 8 bytes a row, so that at 1280×720 the clicked
+    frame's bytes show without scrolling; the field table goes below.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class Dashboard(widgets.VBox):
         title: str | None = None,
         lanes: tuple[str, str] | None = None,
         composer: Composer | None = None,
+        projector: bool = False,
         **options: Any,
     ) -> None:
         self.trace = trace
@@ -52,12 +56,36 @@ class Dashboard(widgets.VBox):
         # would scroll sideways and hide the ASCII column and the meanings.
         self.frame_view.layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
         self.field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
-        below = widgets.HBox(
+        self._below = widgets.HBox(
             [self.frame_view, self.field_table],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"),
         )
-        children = [self.timeline, below] if composer is None else [self.timeline, composer, below]
-        super().__init__(children, layout=widgets.Layout(width="100%"))
+        self._beside = widgets.HBox(layout=widgets.Layout(align_items="flex-start", width="100%"))
+        super().__init__(layout=widgets.Layout(width="100%"))
+        self._projector = False
+        self.projector = projector
+
+    @property
+    def projector(self) -> bool:
+        """Projector mode, for a room (see the class); set it to switch."""
+        return self._projector
+
+    @projector.setter
+    def projector(self, on: bool) -> None:
+        self._projector = on = bool(on)
+        for view in (self.timeline, self.frame_view, self.field_table):
+            view.projector = on
+        middle = [] if self.composer is None else [self.composer]
+        if on:
+            self.add_class("gl-projecting")
+            self.timeline.layout = widgets.Layout(flex="1 1 auto", min_width="0", margin="0 12px 0 0")
+            self._beside.children = [self.timeline, self.frame_view]
+            self.children = [self._beside, *middle, self.field_table]
+        else:
+            self.remove_class("gl-projecting")
+            self.timeline.layout = widgets.Layout()
+            self._below.children = [self.frame_view, self.field_table]
+            self.children = [self.timeline, *middle, self._below]
 
     def close(self) -> None:
         self.timeline.close()
@@ -70,7 +98,8 @@ class Dashboard(widgets.VBox):
 def lab(peer_or_trace: Any, **options: Any) -> Dashboard:
     """A dashboard for a peer (``lab(a)``), a tap's or a loaded ``Trace``; returns the widget.
 
-    ``options`` go to the ``Timeline`` (``title``, ``batch_interval``, ``lanes``), except
+    ``options`` go to the ``Timeline`` (``title``, ``batch_interval``, ``lanes``) and
+    ``projector=True`` to the ``Dashboard`` (a room's big text), except
     ``composer=True``, which adds a ``Composer`` that sends to the peer: its frames, and
     bytes that are no frame, show on this dashboard's timeline.
     """

@@ -303,6 +303,8 @@ class FrameView(anywidget.AnyWidget):
     annotation = traitlets.Dict().tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    #: Projector mode: 18 px text and up, full contrast (a FrameView also shows 8 bytes a row).
+    projector = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self,
@@ -390,6 +392,8 @@ class FieldTable(anywidget.AnyWidget):
     annotation = traitlets.Dict().tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    #: Projector mode: 18 px text and up, full contrast (a FrameView also shows 8 bytes a row).
+    projector = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self,

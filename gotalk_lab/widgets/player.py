@@ -5,17 +5,24 @@ speed choice drive one step number; the step moves a ``Timeline`` cursor (the
 frames up to it, the current one marked) and shows the current frame in a
 ``FrameView`` and ``FieldTable``. It plays a snapshot, never a live trace, and
 never touches a connection.
+
+``ask(...)`` turns it into a prediction exercise: the frames from the one asked
+about on stay hidden until the student has chosen what comes next; a wrong choice
+is told why it is wrong and may try again (or press "Show me"), a right one is
+told why it is right, and then the frame is revealed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import traitlets
 
+from ..exercises import Verdict
 from ..html import trace_html
 from ..palette import type_style
 from ..trace import OUT, Trace
@@ -77,6 +84,35 @@ def position_html(event, events: list, sides: tuple[str, str] = ("this side", "o
     )
 
 
+@dataclass
+class Question:
+    """A "what comes next?" stop of a ``Player``: asked before the frame at ``at`` is shown.
+
+    ``why`` says, for each wrong choice, why it is wrong (a sentence a student
+    understands); ``explanation`` says why the answer is right, shown with it.
+    """
+
+    at: int
+    text: str
+    choices: tuple[str, ...]
+    answer: str
+    why: Mapping[str, str]
+    explanation: str
+    #: The choices tried so far, in order; ``revealed``: shown without a right answer.
+    tries: list[str] = field(default_factory=list)
+    revealed: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.revealed or self.answer in self.tries
+
+    def judge(self, choice: str) -> Verdict:
+        if choice == self.answer:
+            return Verdict(True, f"Right: {self.explanation}")
+        reason = self.why.get(choice) or "that is not what the recording shows."
+        return Verdict(False, f"Not \"{choice}\": {reason} Try again, or press \"Show me\".")
+
+
 class Player(widgets.VBox):
     """``Player(trace_or_path)``: step through a recorded trace.
 
@@ -117,6 +153,21 @@ class Player(widgets.VBox):
         for name, button in self.buttons.items():
             button.on_click(lambda _button, name=name: getattr(self, name)())
         self.position = widgets.HTML(layout=widgets.Layout(width="100%"))
+        #: Prediction stops (``ask``), in trace order; the panel that asks the pending one.
+        self.questions: list[Question] = []
+        self._asking: Question | None = None
+        self.prompt = widgets.HTML()
+        self.choices = widgets.ToggleButtons(options=[], value=None, style={"button_width": "auto"})
+        self.check_button = widgets.Button(description="Check", button_style="primary", tooltip="check your prediction")
+        self.show_button = widgets.Button(description="Show me", tooltip="reveal the next frame without answering")
+        self.feedback = widgets.HTML()
+        self.check_button.on_click(lambda _button: self.answer(self.choices.value))
+        self.show_button.on_click(lambda _button: self.reveal())
+        self.question_panel = widgets.VBox(
+            [self.prompt, self.choices, widgets.HBox([self.check_button, self.show_button]), self.feedback],
+            layout=widgets.Layout(display="none", border="2px solid #0072b2", padding="4px 8px", margin="4px 0"),
+        )
+        self.question_panel.add_class("gl-player-question")
         controls = widgets.HBox(
             [self.buttons["first"], self.buttons["previous"], self.play, self.buttons["next"],
              self.buttons["last"], self.slider, self.speed],
@@ -128,12 +179,99 @@ class Player(widgets.VBox):
         )
         self.frame_view.layout = widgets.Layout(flex="1 1 45%", min_width="0")
         self.field_table.layout = widgets.Layout(flex="1 1 55%", min_width="0")
-        super().__init__([controls, self.position, self.timeline, frames], layout=widgets.Layout(width="100%"))
+        super().__init__([controls, self.position, self.question_panel, self.timeline, frames], layout=widgets.Layout(width="100%"))
         self.slider.observe(self._on_slider, "value")
         self.timeline.observe(self._on_timeline_click, "selected")
         for button in self.buttons.values():
             button.disabled = not self.events
         self._show(0)
+
+    # -- predictions ----------------------------------------------------------------------
+
+    def ask(
+        self,
+        at: int | Callable[[Any], bool],
+        question: str,
+        choices: Sequence[str],
+        answer: str,
+        *,
+        why: Mapping[str, str],
+        explanation: str,
+    ) -> "Player":
+        """Stop before the frame at position ``at`` (or the first frame ``at(event)`` is true of).
+
+        The student sees the frames before it and the question; the frame is shown once
+        they chose ``answer`` or pressed "Show me". ``why`` maps each wrong choice to the
+        reason it is wrong. Returns the player, so that calls chain.
+        """
+        if callable(at):
+            position = next((i for i, event in enumerate(self.events) if at(event)), None)
+            if position is None:
+                raise ValueError(f"ask({question!r}): no frame of this trace matches the given test")
+        else:
+            position = at + len(self.events) if at < 0 else at
+        if not 1 <= position < len(self.events):
+            raise ValueError(f"ask({question!r}): at={at} is not a frame after the first of this trace (0..{len(self.events) - 1})")
+        choices = tuple(choices)
+        if answer not in choices:
+            raise ValueError(f"ask({question!r}): the answer {answer!r} is not one of the choices {choices}")
+        unexplained = [choice for choice in choices if choice != answer and choice not in why]
+        if unexplained:
+            raise ValueError(f"ask({question!r}): say why each wrong choice is wrong; missing: {unexplained}")
+        if any(q.at == position for q in self.questions):
+            raise ValueError(f"ask({question!r}): frame {position} has a question already")
+        self.questions.append(Question(position, question, choices, answer, dict(why), explanation))
+        self.questions.sort(key=lambda q: q.at)
+        self._limit()
+        if self.step >= position:
+            self.go(position - 1)
+        else:
+            self._show(self.step)
+        return self
+
+    @property
+    def pending(self) -> Question | None:
+        """The first question not answered yet (None when all are, or there are none)."""
+        return next((q for q in self.questions if not q.answered), None)
+
+    def answer(self, choice: str | None) -> Verdict:
+        """Judge ``choice`` for the pending question (what the Check button does)."""
+        question = self.pending
+        if question is None:
+            verdict = Verdict(True, "There is no question waiting: step on with the buttons.")
+        elif choice is None:
+            verdict = Verdict(False, "Pick one of the choices first, then press Check.")
+        elif choice not in question.choices:
+            verdict = Verdict(False, f"{choice!r} is not one of the choices: {', '.join(question.choices)}.")
+        else:
+            question.tries.append(choice)
+            verdict = question.judge(choice)
+        self.feedback.value = verdict.html()
+        if question is not None and question.answered:
+            self._unlock(question)
+        return verdict
+
+    def reveal(self) -> Verdict:
+        """Show the frame the pending question is about without a right answer ("Show me")."""
+        question = self.pending
+        if question is None:
+            return self.answer(None)
+        question.revealed = True
+        verdict = Verdict(False, f"The answer is \"{question.answer}\": {question.explanation}")
+        self.feedback.value = verdict.html()
+        self._unlock(question)
+        return verdict
+
+    def _unlock(self, question: Question) -> None:
+        self._limit()
+        self.go(question.at)
+
+    def _limit(self) -> None:
+        """The slider and Play stop before the pending question's frame."""
+        question = self.pending
+        last = max(len(self.events) - 1, 0) if question is None else question.at - 1
+        self.play.max = last
+        self.slider.max = last
 
     # -- driving it ---------------------------------------------------------------------
 
@@ -163,7 +301,8 @@ class Player(widgets.VBox):
         return self.go(self.step + 1)
 
     def last(self) -> "Player":
-        return self.go(len(self.events) - 1)
+        """The last frame, or the one before a question still waiting for its answer."""
+        return self.go(self.slider.max)
 
     @property
     def current(self):
@@ -192,7 +331,32 @@ class Player(widgets.VBox):
         self.frame_view.show(event)
         self.position.value = position_html(event, self.events, self.trace.sides)
         self.buttons["first"].disabled = self.buttons["previous"].disabled = position == 0
-        self.buttons["last"].disabled = self.buttons["next"].disabled = position == len(self.events) - 1
+        self.buttons["last"].disabled = self.buttons["next"].disabled = position == self.slider.max
+        self._show_question(position)
+
+    def _show_question(self, position: int) -> None:
+        question = self.pending
+        if question is None:
+            # The last answer's feedback stays under the frame it revealed; nothing else to ask.
+            self.question_panel.layout.display = "flex" if self.feedback.value else "none"
+            self.prompt.value = ""
+            self.choices.layout.display = self.check_button.layout.display = self.show_button.layout.display = "none"
+            return
+        self.question_panel.layout.display = "flex"
+        if position < question.at - 1:
+            self.prompt.value = f"<i>A question waits before frame #{self.events[question.at].index}: step on to reach it.</i>"
+            self.choices.layout.display = self.check_button.layout.display = self.show_button.layout.display = "none"
+            return
+        self.prompt.value = (
+            f"<b>What comes next?</b> Frame #{self.events[question.at].index} is hidden until you answer. "
+            f"{escape(question.text)}"
+        )
+        if self._asking is not question:  # a new question: its own choices, no old feedback
+            self._asking = question
+            self.choices.options = question.choices
+            self.choices.value = None
+            self.feedback.value = ""
+        self.choices.layout.display = self.check_button.layout.display = self.show_button.layout.display = ""
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return with_html_fallback(super()._repr_mimebundle_(**kwargs), trace_html(self.trace))

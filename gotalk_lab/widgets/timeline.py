@@ -219,9 +219,12 @@ class Timeline(anywidget.AnyWidget):
     cap = traitlets.Int(0).tag(sync=True)
     #: What the trace holds against its bounds, for people: "showing the last N frames, M MB ...".
     bounds = traitlets.Unicode("").tag(sync=True)
-    #: Filters set from the header: type characters and operation names not drawn.
+    #: Filters set from the header: type characters, operation and notification names not drawn.
     hidden_types = traitlets.List(traitlets.Unicode()).tag(sync=True)
     hidden_operations = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    hidden_notifications = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: Projector mode: 18 px text, taller rows, full contrast (``Dashboard(projector=True)``).
+    projector = traitlets.Bool(False).tag(sync=True)
     #: Expert Info badges by event index (as a string): {"severity", "symbol", "text": [sentences]}.
     markers = traitlets.Dict().tag(sync=True)
 

@@ -110,3 +110,92 @@ def test_the_position_counts_as_the_timeline_does_event_indices_from_zero():
     assert player.position.value.startswith(f"<b>frame #{player.current.index}</b> of #0–#3 (4 frames)")
     assert player.timeline.lanes == ["client", "upstream"]
     assert player.timeline.detail is False  # the Player's own frame view shows the step
+
+
+# -- predict, then reveal -----------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+
+async def sleeps_player() -> tuple[gl.Peer, Player]:
+    a, b = await gl.pipe(None, gl.demo.handlers())
+    import asyncio
+
+    await asyncio.gather(*(a.request("sleep", {"ms": ms}) for ms in (60, 20, 40)))
+    player = Player(a.trace)
+    player.ask(
+        lambda event: event.direction == "in" and type(event.message) is gl.SingleResult,
+        "Which result arrives first?", ["60 ms", "20 ms", "40 ms"], "20 ms",
+        why={"60 ms": "it was asked first, but it sleeps longest.", "40 ms": "it finishes after the 20 ms one."},
+        explanation="results travel in the order the requests finish.",
+    )
+    return a, player
+
+
+async def test_a_question_hides_the_frame_it_asks_about_until_answered():
+    a, player = await sleeps_player()
+    first_result = 5  # 2 versions, 3 requests, then the results
+    assert player.pending.at == first_result
+    assert player.slider.max == player.play.max == first_result - 1
+    player.last()
+    assert player.step == first_result - 1 and player.buttons["next"].disabled
+    assert player.timeline.cursor == player.events[first_result - 1].index  # the timeline stops there too
+    assert "What comes next?" in player.prompt.value and "Which result arrives first?" in player.prompt.value
+    player.next()
+    player.timeline.selected = player.events[first_result].index  # not even a click reveals it
+    assert player.step == first_result - 1
+
+    wrong = player.answer("60 ms")
+    assert not wrong and "sleeps longest" in wrong.message and "Try again" in wrong.message
+    assert player.step == first_result - 1 and player.pending is not None
+    assert "sleeps longest" in player.feedback.value
+
+    right = player.answer("20 ms")
+    assert right and "order the requests finish" in right.message
+    assert player.pending is None and player.step == first_result
+    assert player.slider.max == len(player.events) - 1
+    assert player.question_panel.layout.display == "flex"  # the explanation stays under the frame
+    assert player.questions[0].tries == ["60 ms", "20 ms"]
+    await a.close()
+
+
+async def test_the_check_and_show_me_buttons_answer_and_reveal():
+    a, player = await sleeps_player()
+    player.last()
+    player.check_button.click()  # nothing chosen yet
+    assert "Pick one of the choices" in player.feedback.value and player.pending is not None
+    player.choices.value = "40 ms"
+    player.check_button.click()
+    assert "finishes after the 20 ms one" in player.feedback.value
+    player.show_button.click()
+    assert player.pending is None and player.questions[0].revealed
+    assert 'The answer is "20 ms"' in player.feedback.value and player.step == 5
+    await a.close()
+
+
+async def test_a_question_must_say_why_each_wrong_choice_is_wrong():
+    a, player = await sleeps_player()
+    with pytest.raises(ValueError, match="missing: \\['b'\\]"):
+        player.ask(6, "?", ["a", "b"], "a", why={}, explanation="")
+    with pytest.raises(ValueError, match="not one of the choices"):
+        player.ask(6, "?", ["a", "b"], "c", why={"a": "", "b": ""}, explanation="")
+    with pytest.raises(ValueError, match="no frame of this trace matches"):
+        player.ask(lambda event: False, "?", ["a"], "a", why={}, explanation="")
+    with pytest.raises(ValueError, match="not a frame after the first"):
+        player.ask(0, "?", ["a"], "a", why={}, explanation="")
+    await a.close()
+
+
+async def test_two_questions_are_asked_in_trace_order():
+    a, player = await sleeps_player()
+    player.ask(7, "Which result comes last?", ["60 ms", "40 ms"], "60 ms",
+               why={"40 ms": "the 40 ms one came second."}, explanation="it sleeps longest.")
+    player.last()
+    assert player.step == 4
+    player.answer("20 ms")
+    assert player.step == 5 and player.slider.max == 6 and player.feedback.value.count("Right") == 1
+    player.last()
+    assert player.step == 6 and "Which result comes last?" in player.prompt.value
+    assert player.feedback.value == ""  # the old question's feedback is gone
+    assert player.answer("60 ms") and player.step == 7
+    await a.close()

@@ -156,12 +156,16 @@ function render({ model, el }) {
     titleEl.textContent = model.get("title") || "";
     titleEl.hidden = !titleEl.textContent;
   };
+  const onProjector = () => root.classList.toggle("gl-projector", Boolean(model.get("projector")));
   model.on("change:annotation", build);
   model.on("change:selected", applySelection);
   model.on("change:title", onTitle);
+  model.on("change:projector", onProjector);
+  onProjector();
   build();
 
   return () => {
+    model.off("change:projector", onProjector);
     model.off("change:annotation", build);
     model.off("change:selected", applySelection);
     model.off("change:title", onTitle);

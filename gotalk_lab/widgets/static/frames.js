@@ -23,8 +23,9 @@
 /** @typedef {{get(name:string):any, set(name:string, value:any):void, save_changes():void,
  *   on(event:string, callback:Function):void, off(event:string, callback:Function):void}} Model */
 
-/** Bytes per dump row, as in any hex dump. */
+/** Bytes per dump row, as in any hex dump; 8 in projector mode, where the text is larger. */
 const PER_ROW = 16;
+const PROJECTOR_PER_ROW = 8;
 /** Width of one hex cell in `ch`; one extra `ch` separates the two halves of a row. */
 const HEX_CELL_CH = 3;
 
@@ -61,8 +62,8 @@ function plural(count, unit) {
 }
 
 /** The left padding (in ch) that puts a caret under hex column `col`. */
-function caretIndent(/** @type {number} */ col) {
-  return col * HEX_CELL_CH + (col >= PER_ROW / 2 ? 1 : 0) + 1;
+function caretIndent(/** @type {number} */ col, /** @type {number} */ perRow) {
+  return col * HEX_CELL_CH + (col >= perRow / 2 ? 1 : 0) + 1;
 }
 
 /**
@@ -214,6 +215,8 @@ function render({ model, el }) {
     hot = -1;
     selected = -1;
     root.classList.remove("gl-fv-hovering");
+    root.classList.toggle("gl-projector", Boolean(model.get("projector")));
+    const perRow = model.get("projector") ? PROJECTOR_PER_ROW : PER_ROW;
     titleEl.textContent = model.get("title") || "";
 
     // Which field each byte belongs to, and where fields and messages start.
@@ -236,25 +239,25 @@ function render({ model, el }) {
 
     // The dump: one string per row, assigned once (fast for a 4 KiB view).
     const rows = [];
-    const rowCount = Math.ceil(data.length / PER_ROW);
-    const eoiRow = error && error.at_end && !annotation.truncated ? Math.floor(errorAt / PER_ROW) : -1;
+    const rowCount = Math.ceil(data.length / perRow);
+    const eoiRow = error && error.at_end && !annotation.truncated ? Math.floor(errorAt / perRow) : -1;
     const lastRow = Math.max(rowCount, eoiRow + 1);
     const width = String(base + Math.max(data.length, 1) - 1).length;
     for (let row = 0; row < lastRow; row++) {
       let hex = "";
       let asc = "";
-      for (let col = 0; col < PER_ROW; col++) {
-        const i = row * PER_ROW + col;
+      for (let col = 0; col < perRow; col++) {
+        const i = row * perRow + col;
         if (i >= data.length) {
           if (i === errorAt && eoiRow >= 0) {
-            hex += `<span class="gl-fv-eoi${col === PER_ROW / 2 ? " gl-mid" : ""}" title="${escapeHtml(error ? error.message : "")}">⟂</span>`;
+            hex += `<span class="gl-fv-eoi${col === perRow / 2 ? " gl-mid" : ""}" title="${escapeHtml(error ? error.message : "")}">⟂</span>`;
           }
           break;
         }
         const byte = data[i];
         const fieldIndex = fieldOfByte[i];
         let cls = "gl-b";
-        if (col === PER_ROW / 2) cls += " gl-mid";
+        if (col === perRow / 2) cls += " gl-mid";
         if (fieldStarts[i]) cls += " gl-fs";
         if (messageStarts[i]) cls += " gl-ms";
         let style = "";
@@ -267,13 +270,13 @@ function render({ model, el }) {
         asc += `<span class="${cls}${char === null ? " gl-np" : ""}" data-i="${i}"${style}>${char === null ? "·" : char === " " ? "&nbsp;" : char}</span>`;
       }
       rows.push(
-        `<div class="gl-fv-off">${String(base + row * PER_ROW).padStart(width, " ")}</div>` +
+        `<div class="gl-fv-off">${String(base + row * perRow).padStart(width, " ")}</div>` +
           `<div class="gl-fv-hex">${hex}</div><div class="gl-fv-asc">${asc}</div>`
       );
-      if (error && row === Math.floor(errorAt / PER_ROW) && (errorAt < data.length || eoiRow >= 0)) {
+      if (error && row === Math.floor(errorAt / perRow) && (errorAt < data.length || eoiRow >= 0)) {
         // Compiler style: a caret under the bad byte, the message on the line below it.
         rows.push(
-          `<div class="gl-fv-errrow"><span class="gl-fv-caret" style="margin-left:${caretIndent(errorAt % PER_ROW)}ch">▲</span>` +
+          `<div class="gl-fv-errrow"><span class="gl-fv-caret" style="margin-left:${caretIndent(errorAt % perRow, perRow)}ch">▲</span>` +
             `<br>✖ ${escapeHtml(error.message)}</div>`
         );
       }
@@ -393,9 +396,11 @@ function render({ model, el }) {
   model.on("change:annotation", scheduleBuild);
   model.on("change:selected", applySelection);
   model.on("change:title", onTitle);
+  model.on("change:projector", scheduleBuild);
   build();
 
   return () => {
+    model.off("change:projector", scheduleBuild);
     model.off("change:data", scheduleBuild);
     model.off("change:annotation", scheduleBuild);
     model.off("change:selected", applySelection);

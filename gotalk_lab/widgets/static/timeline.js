@@ -36,11 +36,13 @@ function fromWire(fields, values) {
   return object;
 }
 
-const ROW_HEIGHT = 24; // px; fixed, so that row N sits at N * ROW_HEIGHT
+const ROW_HEIGHT = 24; // px; fixed, so that row N sits at N * rowHeight
+const PROJECTOR_ROW_HEIGHT = 36; // px, with the projector's 18 px text
 const OVERSCAN = 10; // rows drawn above and below the visible ones
 const COLUMN_WIDTH = 11; // px per exchange column
 const MAX_COLUMNS = 14; // columns drawn side by side; later ones share the last
 const GUTTER_LEFT = 128; // px: index and time come first
+const PROJECTOR_GUTTER_LEFT = 190; // px, as .gl-projector sets --gl-tl-gutter-left in timeline.css
 const OPEN_OUTCOMES = new Set(["pending", "retrying", "stream"]);
 
 /** Message types in wire order: glyph, name, shown in the header as filter chips (and legend). */
@@ -114,6 +116,8 @@ class TimelineView {
     /** @type {Span[][]} per column, in order of start (they never overlap within a column) */
     this.columns = [];
     this.operations = new Set();
+    /** notification names: chips of their own, apart from the operations */
+    this.notifications = new Set();
     this.maxColumn = 0;
     this.follow = true;
     this.frame = 0;
@@ -125,7 +129,10 @@ class TimelineView {
     this.token = Math.random().toString(36).slice(2);
     this.hiddenTypes = new Set();
     this.hiddenOperations = new Set();
+    this.hiddenNotifications = new Set();
     this.gutter = COLUMN_WIDTH + 12;
+    this.rowHeight = model.get("projector") ? PROJECTOR_ROW_HEIGHT : ROW_HEIGHT;
+    this.gutterLeft = model.get("projector") ? PROJECTOR_GUTTER_LEFT : GUTTER_LEFT;
     /** @type {number|null} exchange of the selected row: its bar is outlined */
     this.selectedExchange = null;
     this.programmaticScroll = false;
@@ -144,11 +151,20 @@ class TimelineView {
     model.on("msg:custom", this.onMessage);
     model.on("change:hidden_types", this.onFilters);
     model.on("change:hidden_operations", this.onFilters);
+    model.on("change:hidden_notifications", this.onFilters);
     model.on("change:cursor", this.onCursor);
     model.on("change:selected", this.onSelected);
     model.on("change:detail_view", this.onDetail);
     this.onMarkers = () => this.scheduleDraw();
     model.on("change:markers", this.onMarkers);
+    this.onProjector = () => {
+      this.rowHeight = this.model.get("projector") ? PROJECTOR_ROW_HEIGHT : ROW_HEIGHT;
+      this.gutterLeft = this.model.get("projector") ? PROJECTOR_GUTTER_LEFT : GUTTER_LEFT;
+      this.el.classList.toggle("gl-projector", this.model.get("projector"));
+      this.rebuildView();
+      this.scheduleDraw();
+    };
+    model.on("change:projector", this.onProjector);
     for (const name of ["frame_count", "held", "paused", "dropped", "bounds", "title", "lanes"]) {
       model.on(`change:${name}`, this.onHeader);
     }
@@ -161,6 +177,7 @@ class TimelineView {
 
   build() {
     this.el.classList.add("gl-tl");
+    this.el.classList.toggle("gl-projector", this.model.get("projector"));
     this.el.innerHTML = `
       <div class="gl-tl-header">
         <div class="gl-tl-top">
@@ -172,6 +189,7 @@ class TimelineView {
         </div>
         <div class="gl-tl-chips gl-tl-types"></div>
         <div class="gl-tl-chips gl-tl-ops"></div>
+        <div class="gl-tl-chips gl-tl-names"></div>
         <div class="gl-tl-chips gl-tl-legend">
           <span class="gl-tl-what">bars</span>
           <span>one per exchange, from its request to its last answer; bars side by side were in flight at once:</span>
@@ -231,7 +249,7 @@ class TimelineView {
         this.programmaticScroll = false;
       } else {
         const bottom = this.scroller.scrollHeight - this.scroller.clientHeight;
-        this.follow = this.scroller.scrollTop >= bottom - ROW_HEIGHT;
+        this.follow = this.scroller.scrollTop >= bottom - this.rowHeight;
       }
       this.scheduleDraw();
     }, { passive: true });
@@ -243,6 +261,7 @@ class TimelineView {
     });
     $(".gl-tl-types").addEventListener("click", (event) => this.toggle(event, "hidden_types"));
     $(".gl-tl-ops").addEventListener("click", (event) => this.toggle(event, "hidden_operations"));
+    $(".gl-tl-names").addEventListener("click", (event) => this.toggle(event, "hidden_notifications"));
   }
 
   /** A filter chip was clicked: show or hide that type or operation. */
@@ -268,7 +287,7 @@ class TimelineView {
       this.store(this.incoming.exchanges);
       this.unframedCount = 0;
       this.rows = this.incoming.events.map((values) => this.adopt(values));
-      for (const row of this.rows) if (row.op) this.operations.add(row.op);
+      for (const row of this.rows) this.noteName(row);
       this.incoming = { events: [], exchanges: [] };
       this.seq = msg.seq;
       this.dropped = msg.dropped;
@@ -322,17 +341,17 @@ class TimelineView {
   append(msg, incremental) {
     this.seq = msg.seq;
     this.dropped = msg.dropped;
-    const knownOperations = this.operations.size;
+    const knownNames = this.operations.size + this.notifications.size;
     this.store(msg.exchanges);
     let outOfOrder = false;
     for (const values of msg.events) {
       const row = this.adopt(values);
       outOfOrder = !this.insertRow(row) || outOfOrder;
-      if (row.op) this.operations.add(row.op);
+      this.noteName(row);
       if (incremental && !outOfOrder && this.model.get("cursor") < 0 && this.passes(row)) this.addVisible(row);
     }
     if (incremental && (this.trim() || outOfOrder || this.model.get("cursor") >= 0)) this.rebuildView();
-    if (incremental && this.operations.size !== knownOperations) this.drawChips();
+    if (incremental && this.operations.size + this.notifications.size !== knownNames) this.drawChips();
     if (incremental) this.drawHeader();
   }
 
@@ -386,14 +405,21 @@ class TimelineView {
   }
 
   /** @param {Row} row */
+  /** A row's operation, or its notification's name, goes to the chips of its kind. @param {Row} row */
+  noteName(row) {
+    if (row.op) (row.y === "n" ? this.notifications : this.operations).add(row.op);
+  }
+
   passes(row) {
     if (this.hiddenTypes.has(row.y)) return false;
-    return !(row.op && this.hiddenOperations.has(row.op));
+    if (!row.op) return true;
+    return !(row.y === "n" ? this.hiddenNotifications : this.hiddenOperations).has(row.op);
   }
 
   rebuildView() {
     this.hiddenTypes = new Set(this.model.get("hidden_types"));
     this.hiddenOperations = new Set(this.model.get("hidden_operations"));
+    this.hiddenNotifications = new Set(this.model.get("hidden_notifications"));
     const cursor = this.model.get("cursor");
     this.visible = [];
     this.spans = new Map();
@@ -440,17 +466,17 @@ class TimelineView {
   /** Scroll the row of event ``index`` (or the last one before it) into sight, if it is not. */
   reveal(index) {
     if (index < 0 || !this.visible.length) return;
-    this.spacer.style.height = `${this.visible.length * ROW_HEIGHT}px`; // or scrollTop is clamped short
+    this.spacer.style.height = `${this.visible.length * this.rowHeight}px`; // or scrollTop is clamped short
     let low = 0;
     let high = this.visible.length - 1;
     while (low < high) {  // the last visible row at or before ``index``
       const middle = (low + high + 1) >> 1;
       if (this.visible[middle].i <= index) low = middle; else high = middle - 1;
     }
-    const top = low * ROW_HEIGHT;
+    const top = low * this.rowHeight;
     const { scrollTop, clientHeight } = this.scroller;
     this.follow = false; // stay on the row shown, even when frames keep coming
-    if (top < scrollTop || top + ROW_HEIGHT > scrollTop + clientHeight) this.scrollTo(top - clientHeight / 2);
+    if (top < scrollTop || top + this.rowHeight > scrollTop + clientHeight) this.scrollTo(top - clientHeight / 2);
   }
 
   /** Scroll without the scroll handler taking it for the user's own scrolling. */
@@ -474,7 +500,7 @@ class TimelineView {
     const columns = Math.max(1, Math.min(this.maxColumn + 1, MAX_COLUMNS));
     this.gutter = columns * COLUMN_WIDTH + 12;
     this.el.style.setProperty("--gl-tl-gutter", `${this.gutter}px`);
-    this.spacer.style.height = `${total * ROW_HEIGHT}px`;
+    this.spacer.style.height = `${total * this.rowHeight}px`;
     const selectedRow = this.findRow(this.model.get("selected"));
     this.selectedExchange = selectedRow ? selectedRow.x : null;
     const live = this.model.get("cursor") < 0;
@@ -482,8 +508,8 @@ class TimelineView {
     this.latestButton.style.visibility = !this.follow && live ? "visible" : "hidden";
     const top = this.scroller.scrollTop;
     const height = this.scroller.clientHeight || 400;
-    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(total - 1, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
+    const first = Math.max(0, Math.floor(top / this.rowHeight) - OVERSCAN);
+    const last = Math.min(total - 1, Math.ceil((top + height) / this.rowHeight) + OVERSCAN);
     const html = [];
     for (let c = 0; c < this.columns.length; c++) this.drawBars(html, this.columns[c], first, last);
     for (let position = first; position <= last; position++) html.push(this.rowHtml(this.visible[position], position));
@@ -518,9 +544,9 @@ class TimelineView {
       const end = open ? this.visible.length - 1 : span.end;
       const column = Math.min(span.c, MAX_COLUMNS - 1);
       const outcome = open ? (record.o === "retrying" ? "retrying" : "pending") : record.o;
-      const left = GUTTER_LEFT + column * COLUMN_WIDTH + 2;
-      const topPx = span.start * ROW_HEIGHT + ROW_HEIGHT / 2 - 4;
-      const heightPx = (end - span.start) * ROW_HEIGHT + 8;
+      const left = this.gutterLeft + column * COLUMN_WIDTH + 2;
+      const topPx = span.start * this.rowHeight + this.rowHeight / 2 - 4;
+      const heightPx = (end - span.start) * this.rowHeight + 8;
       const selected = this.selectedExchange === record.x ? " gl-tl-bar-sel" : "";
       html.push(
         `<div class="gl-tl-bar o-${outcome}${open ? " gl-tl-open" : ""}${selected}" style="left:${left}px;top:${topPx}px;height:${heightPx}px"` +
@@ -549,8 +575,8 @@ class TimelineView {
     let tick = "";
     if (record) {
       const column = Math.min(record.c, MAX_COLUMNS - 1);
-      const x = GUTTER_LEFT + column * COLUMN_WIDTH + 6;
-      const laneLeft = GUTTER_LEFT + this.gutter + 8; // as --gl-tl-lane-left in timeline.css
+      const x = this.gutterLeft + column * COLUMN_WIDTH + 6;
+      const laneLeft = this.gutterLeft + this.gutter + 8; // as --gl-tl-lane-left in timeline.css
       tick = `<span class="gl-tl-tick" style="left:${x}px;width:${laneLeft - x}px"></span>`;
     }
     const badge = `<b class="gl-tl-badge">${type.glyph} ${badgeText(row.y)}</b>`;
@@ -561,7 +587,7 @@ class TimelineView {
     const words = this.label(row);
     const title = this.rowTitle(row, type, record);
     return (
-      `<div class="${classes}" data-i="${rowKey(row)}" style="top:${position * ROW_HEIGHT}px" title="${escapeHtml(title)}">` +
+      `<div class="${classes}" data-i="${rowKey(row)}" style="top:${position * this.rowHeight}px" title="${escapeHtml(title)}">` +
       `<span class="gl-tl-idx">${expert}${row.r == null ? row.i : "·"}</span><span class="gl-tl-time">${(row.t * 1000).toFixed(3)}</span>${tick}` +
       `<span class="gl-tl-arrow"><span class="gl-tl-label">${badge} ${escapeHtml(words)}</span></span>` +
       `<span class="gl-tl-note">${this.noteHtml(row, record)}</span></div>`
@@ -652,6 +678,12 @@ class TimelineView {
       `title="${hiddenOperations.has(name) ? "show" : "hide"} ${escapeHtml(name)}">${escapeHtml(name)}</button>`);
     /** @type {HTMLElement} */ (this.el.querySelector(".gl-tl-ops")).innerHTML = operations.length
       ? `<span class="gl-tl-what">operations</span>${operations.join("")}` : "";
+    const hiddenNames = new Set(this.model.get("hidden_notifications"));
+    const names = [...this.notifications].sort().map((name) =>
+      `<button class="gl-tl-chip gl-tl-op${hiddenNames.has(name) ? " gl-tl-off" : ""}" data-key="${escapeHtml(name)}" ` +
+      `title="${hiddenNames.has(name) ? "show" : "hide"} notifications named ${escapeHtml(name)}">${escapeHtml(name)}</button>`);
+    /** @type {HTMLElement} */ (this.el.querySelector(".gl-tl-names")).innerHTML = names.length
+      ? `<span class="gl-tl-what">notifications</span>${names.join("")}` : "";
   }
 
   // -- the detail panel -------------------------------------------------------------------
@@ -696,6 +728,8 @@ class TimelineView {
     this.model.off("msg:custom", this.onMessage);
     this.model.off("change:hidden_types", this.onFilters);
     this.model.off("change:hidden_operations", this.onFilters);
+    this.model.off("change:hidden_notifications", this.onFilters);
+    this.model.off("change:projector", this.onProjector);
     this.model.off("change:cursor", this.onCursor);
     this.model.off("change:selected", this.onSelected);
     this.model.off("change:markers", this.onMarkers);
