@@ -131,6 +131,8 @@ class Player(widgets.VBox):
         self.field_table = FieldTable(self.frame_view)
         # No detail panel of its own: the frame view below already follows the step.
         self.timeline = Timeline(self.trace, title=title or "Player", detail=False)
+        # A click moves the player there; its own frame view shows the bytes.
+        self.timeline.click_hint = "click to step the player to this frame"
         self.slider = widgets.IntSlider(
             value=0, min=0, max=last, description="frame", readout=False, continuous_update=True,
             layout=widgets.Layout(flex="1 1 auto"),
@@ -159,7 +161,7 @@ class Player(widgets.VBox):
         self.prompt = widgets.HTML()
         self.choices = widgets.ToggleButtons(options=[], value=None, style={"button_width": "auto"})
         self.check_button = widgets.Button(description="Check", button_style="primary", tooltip="check your prediction")
-        self.show_button = widgets.Button(description="Show me", tooltip="reveal the next frame without answering")
+        self.show_button = widgets.Button(description="Show me", tooltip="show the frame the question is about, and the answer")
         self.feedback = widgets.HTML()
         self.check_button.on_click(lambda _button: self.answer(self.choices.value))
         self.show_button.on_click(lambda _button: self.reveal())
@@ -332,6 +334,13 @@ class Player(widgets.VBox):
         self.position.value = position_html(event, self.events, self.trace.sides)
         self.buttons["first"].disabled = self.buttons["previous"].disabled = position == 0
         self.buttons["last"].disabled = self.buttons["next"].disabled = position == self.slider.max
+        # While a question waits, the slider stops before its frame: the tooltips say so.
+        waiting = self.pending is not None
+        self.buttons["last"].tooltip = "last frame before the question" if waiting else "last frame"
+        self.buttons["next"].tooltip = (
+            "answer the question (Check or Show me) to see the next frame"
+            if waiting and position == self.slider.max else "next frame"
+        )
         self._show_question(position)
 
     def _show_question(self, position: int) -> None:

@@ -304,7 +304,9 @@ function render({ model, el }) {
     if (annotation.truncated) stats += ` · first ${plural(annotation.truncated.shown, "byte")} shown`;
     if (error) {
       const where = errorHidden ? " (past the bytes shown)" : "";
-      stats += ` · <span class="gl-fv-bad" title="show the bad byte">✖ invalid at byte ${error.offset}${where}</span>`;
+      // The click scrolls the dump to the bad byte (or to the error line, when the byte is not shown).
+      const tip = errorHidden ? "show the error: the bad byte lies past the bytes shown" : "show the bad byte";
+      stats += ` · <span class="gl-fv-bad" title="${tip}">✖ invalid at byte ${error.offset}${where}</span>`;
     }
     statsEl.innerHTML = stats;
 
@@ -377,7 +379,11 @@ function render({ model, el }) {
   legendEl.addEventListener("keydown", onKey);
   const onStatsClick = (/** @type {Event} */ event) => {
     const target = /** @type {HTMLElement} */ (event.target);
-    if (target.closest && target.closest(".gl-fv-bad")) reveal(/** @type {HTMLElement} */ (dumpEl.querySelector(".gl-fv-errrow") || undefined));
+    if (!(target.closest && target.closest(".gl-fv-bad"))) return;
+    // The error line first, then the bad byte above it: scrolling up to the line alone
+    // would leave the byte it points at out of sight.
+    reveal(/** @type {HTMLElement} */ (dumpEl.querySelector(".gl-fv-errrow") || undefined));
+    reveal(/** @type {HTMLElement} */ (dumpEl.querySelector(".gl-fv-hex .gl-err, .gl-fv-eoi") || undefined));
   };
   statsEl.addEventListener("click", onStatsClick);
 
