@@ -26,6 +26,7 @@ from .connect import pipe
 from .decoder import decode
 from .errors import GotalkError, ProtocolViolation
 from .handlers import STREAM, Handlers
+from .palette import TEXT
 from .wire import SingleRequest, encode
 
 #: How long a live check waits for the student's handler before calling it stuck.
@@ -45,10 +46,14 @@ class Verdict:
     def __repr__(self) -> str:
         return ("✓ " if self.ok else "✗ ") + self.message
 
-    def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.ok else "#b35900"
+    def html(self) -> str:
+        """The verdict as HTML: the mark in the palette's success or warning colour, then the message."""
+        colour = TEXT["ok"] if self.ok else TEXT["warn"]
         mark = "✓ Correct" if self.ok else "✗ Not yet"
         return f'<div style="color:{colour};font-weight:600">{mark}</div><div>{_as_html(self.message)}</div>'
+
+    def _repr_html_(self) -> str:
+        return self.html()
 
 
 def _as_html(message: str) -> str:

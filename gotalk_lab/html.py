@@ -16,25 +16,10 @@ from html import escape
 from typing import Any, Iterable
 
 from .annotate import AnnotatedMessage, Annotation, Field, annotate, annotate_frame, annotate_stream, show_bytes
+from .palette import FIELD_COLOURS, FIELD_INK, TEXT, UNKNOWN_FIELD_COLOUR
 from .wire import Message
 
-#: Background colour per field name, fixed so that a field looks the same everywhere.
-#: Light tints under dark text stay readable in light and dark notebook themes alike.
-FIELD_COLOURS: dict[str, str] = {
-    "version": "#d7d2ff",
-    "type": "#ffd6a5",
-    "request_id": "#caffbf",
-    "name_size": "#9bf6ff",
-    "operation": "#a0c4ff",
-    "name": "#a0c4ff",
-    "payload_size": "#bdb2ff",
-    "payload": "#fdffb6",
-    "wait": "#ffc6ff",
-    "load": "#ffadad",
-    "time": "#e2ece9",
-    "code": "#ff9fb2",
-}
-_UNKNOWN_COLOUR = "#dddddd"
+# FIELD_COLOURS is imported from the palette for the callers that read it here.
 
 #: Bytes per line of hex inside one field; a line is 16 bytes as in any hex dump.
 BYTES_PER_LINE = 16
@@ -48,33 +33,33 @@ JSON_CHARS = 4000
 TRACE_ROWS = 200
 
 # Notebook front ends style every table (right-aligned, striped rows); the field tables
-# here read left to right, so the rules below undo that for tables inside a view.
+# here read left to right, so the rules below undo that for tables inside a view. The
+# colours are gotalk_lab.palette's: the fields' tints are set inline, the texts here.
 _STYLE = """
 .gl-view{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;line-height:1.35;color:inherit}
 .gl-message{margin:0 0 10px 0;padding:6px 8px;border:1px solid #8884;border-radius:4px}
 .gl-head{margin-bottom:4px}
 .gl-kind{font-weight:bold}
-.gl-range{opacity:.7;margin:0 6px}
+.gl-range{color:{muted};margin:0 6px}
 .gl-summary{white-space:pre-wrap}
 .gl-bytes{display:flex;flex-wrap:wrap;gap:2px;align-items:flex-start}
-.gl-field{display:inline-flex;flex-direction:column;color:#222;border-radius:3px;padding:1px 3px}
+.gl-field{display:inline-flex;flex-direction:column;color:{field_ink};border-radius:3px;padding:1px 3px}
 .gl-line{display:flex;flex-direction:column}
 .gl-hex,.gl-asc{white-space:pre}
-.gl-asc{opacity:.75}
-.gl-empty{font-style:italic;opacity:.8}
-.gl-hidden{font-style:italic;white-space:pre;opacity:.8}
+.gl-empty{font-style:italic}
+.gl-hidden{font-style:italic;white-space:pre}
 .gl-view table{font:inherit;border-collapse:collapse;margin-top:6px}
 .gl-view table tr:nth-child(n){background:transparent}
 .gl-view table td,.gl-view table th{padding:1px 6px;vertical-align:top;text-align:left;border:none}
 .gl-view .gl-legend td:nth-child(-n+4){white-space:nowrap}
 .gl-swatch{display:inline-block;width:10px;height:10px;border-radius:2px;border:1px solid #8886}
 .gl-json{margin:6px 0 0 0;padding:4px 6px;background:#8881;border-radius:3px;white-space:pre-wrap}
-.gl-unread{background:#eee;color:#222}
-.gl-error-byte{outline:2px solid #d00;background:#fcc;color:#900;font-weight:bold}
-.gl-eoi{color:#d00;font-weight:bold;align-self:center}
-.gl-error{color:#d00;margin-top:4px;white-space:pre-wrap}
-.gl-note{opacity:.7;font-style:italic}
-"""
+.gl-unread{background:#eee;color:{field_ink}}
+.gl-error-byte{outline:2px solid {bad};background:#ffcdd2;color:{bad};font-weight:bold}
+.gl-eoi{color:{bad};font-weight:bold;align-self:center}
+.gl-error{color:{bad};margin-top:4px;white-space:pre-wrap}
+.gl-note{color:{muted};font-style:italic}
+""".replace("{muted}", TEXT["muted"]).replace("{bad}", TEXT["bad"]).replace("{field_ink}", FIELD_INK)
 
 
 def _style() -> str:
@@ -82,7 +67,7 @@ def _style() -> str:
 
 
 def _colour(name: str) -> str:
-    return FIELD_COLOURS.get(name, _UNKNOWN_COLOUR)
+    return FIELD_COLOURS.get(name, UNKNOWN_FIELD_COLOUR)
 
 
 def _ascii_cell(byte: int) -> str:

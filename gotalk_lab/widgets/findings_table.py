@@ -8,10 +8,11 @@ from typing import Any, Iterable
 import ipywidgets
 
 from ..findings import SYMBOLS, Finding, findings
+from ..palette import FINDING_COLOURS
 from ..trace import Trace
 from .timeline import Timeline
 
-_COLOURS = {"error": "#cf222e", "warning": "#9a6700", "note": "#0969da"}
+_COLOURS = FINDING_COLOURS  # as the Timeline's badges
 
 
 def findings_html(found: Iterable[Finding]) -> str:

@@ -13,7 +13,7 @@ The ``annotation`` traitlet (JSON), as built by ``annotation_json``::
      "shown": int,           # len(data), at most FrameView.max_shown_bytes
      "expect_version": bool, # the bytes were read as a conversation (version first)
      "field_count": int,     # fields in all; "selected" indexes them in this order
-     "messages": [{"index", "kind", "type", "start", "end", "summary",
+     "messages": [{"index", "kind", "type", "badge", "badge_class", "start", "end", "summary",
                    "fields": [FIELD, ...],
                    "payload": null | {"format": "json"|"text"|"hex"|"empty",
                                       "hint", "size", "text", "cut"}}],
@@ -24,6 +24,9 @@ The ``annotation`` traitlet (JSON), as built by ``annotation_json``::
     FIELD = {"index", "message" (index, null when unfinished), "name", "start", "end",
              "raw" (hex of the first bytes), "raw_size", "value" (text), "meaning",
              "hint", "colour", "cut_short"}
+
+    "badge" is what the message's type badge says (glyph and type, as on the Timeline) and
+    "badge_class" the palette's class that colours it; "colour" is the field's palette tint.
 """
 
 from __future__ import annotations
@@ -39,13 +42,20 @@ import traitlets
 
 from ..annotate import AnnotatedMessage, Annotation, Field, annotate, annotate_frame, annotate_stream, show_bytes
 from ..decoder import LAYOUTS
-from ..html import FIELD_COLOURS, message_html, stream_html, with_html_fallback
+from ..html import message_html, stream_html, with_html_fallback
+from ..palette import FIELD_COLOURS, FIELD_INK, TEXT, UNKNOWN_FIELD_COLOUR, css_class, stylesheet, type_style
 from ..trace import OUT, TraceEvent
 from ..wire import Message
 
-__all__ = ["FieldTable", "FrameView", "annotation_json", "link", "MAX_SHOWN_BYTES"]
+__all__ = ["FieldTable", "FrameView", "annotation_json", "link", "widget_css", "MAX_SHOWN_BYTES"]
 
 _STATIC = Path(__file__).parent / "static"
+
+
+def widget_css(name: str) -> str:
+    """A widget's stylesheet: the palette's custom properties, then ``static/<name>``."""
+    return stylesheet() + (_STATIC / name).read_text(encoding="utf-8")
+
 
 #: Bytes a FrameView lays out in the browser: 256 rows of 16, a DOM the browser builds
 #: in a few milliseconds. Past it the rest is summarised (count of bytes and messages).
@@ -58,8 +68,8 @@ PAYLOAD_PREVIEW_BYTES = 1024
 FIELD_RAW_BYTES = 24
 #: Characters of a field's value text.
 VALUE_CHARS = 120
-#: A field name html.py has no colour for gets this grey there too.
-UNKNOWN_COLOUR = "#dddddd"
+#: A field name the palette has no colour for gets this grey (in html.py too).
+UNKNOWN_COLOUR = UNKNOWN_FIELD_COLOUR
 
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
@@ -77,6 +87,11 @@ def starts_with_version(data: bytes) -> bool:
     "01r0001..." is a conversation and "r0001..." or "f00000002" a lone message.
     """
     return bool(data) and data[0] in _HEX_DIGITS and data[:1] not in LAYOUTS
+
+
+def badge_letters(type_char: str) -> str:
+    """What a type badge says after its glyph: "01" for the version, "raw" for unframed bytes."""
+    return "01" if type_char == "v" else "raw" if type_char == "?" else type_char
 
 
 def _one_message(annotated: AnnotatedMessage) -> Annotation:
@@ -203,11 +218,14 @@ def annotation_json(
             fields.append(_field_json(field, index, len(messages)))
             index += 1
         payload = next((f for f in annotated.fields if f.name == "payload"), None)
+        style = type_style(annotated.type)
         messages.append(
             {
                 "index": len(messages),
                 "kind": annotated.kind,
                 "type": annotated.type,
+                "badge": f"{style.glyph} {badge_letters(annotated.type)}" if style else annotated.type,
+                "badge_class": css_class(annotated.type) if style else "",
                 "start": annotated.offset,
                 "end": annotated.end,
                 "summary": annotated.summary,
@@ -279,7 +297,7 @@ class FrameView(anywidget.AnyWidget):
     """
 
     _esm = _STATIC / "frames.js"
-    _css = _STATIC / "frames.css"
+    _css = widget_css("frames.css")
 
     data = traitlets.Bytes(b"").tag(sync=True)
     annotation = traitlets.Dict().tag(sync=True)
@@ -371,7 +389,7 @@ class FieldTable(anywidget.AnyWidget):
     """
 
     _esm = _STATIC / "fieldtable.js"
-    _css = _STATIC / "fieldtable.css"
+    _css = widget_css("fieldtable.css")
 
     annotation = traitlets.Dict().tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
@@ -447,7 +465,7 @@ def table_html(annotation: dict) -> str:
             "<tr>"
             f'<td style="{cell}">{field["start"]}–{field["end"]}</td>'
             f'<td style="{cell};white-space:nowrap">{escape(raw)}</td>'
-            f'<td style="{cell}"><span style="background:{field["colour"]};color:#222;padding:0 4px;'
+            f'<td style="{cell}"><span style="background:{field["colour"]};color:{FIELD_INK};padding:0 4px;'
             f'border-radius:3px">{escape(field["name"])}</span></td>'
             f'<td style="{cell}">{escape(field["value"])}</td>'
             f'<td style="{cell}">{escape(field["meaning"])}</td>'
@@ -455,7 +473,7 @@ def table_html(annotation: dict) -> str:
         )
     error = annotation.get("error")
     if error:
-        rows.append(f'<tr><td colspan="5" style="{cell};color:#c00">✖ {escape(error["message"])}</td></tr>')
+        rows.append(f'<tr><td colspan="5" style="{cell};color:{TEXT["bad"]}">✖ {escape(error["message"])}</td></tr>')
     if not rows:
         rows.append(f'<tr><td style="{cell};font-style:italic">no fields</td></tr>')
     head = "".join(f'<th style="{cell}">{name}</th>' for name in ("offset", "bytes", "field", "value", "meaning"))

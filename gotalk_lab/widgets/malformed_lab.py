@@ -16,6 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..malformed import Case, answer_words, hint, reading
+from ..palette import TEXT
 from .dashboard import TABLE_MIN_WIDTH
 from .frames import FieldTable, FrameView
 
@@ -94,7 +95,7 @@ class MalformedLab(widgets.VBox):
             f"<code>01</code> is bytes 0 and 1, so the message starts at byte {case.base}."
             if case.base else "Offsets count from the first byte of the stream: the version is bytes 0 and 1."
         )
-        colour = "#b3261e" if state.error is not None else ("#7a4a00" if state.held else "#1f1f1f")
+        colour = TEXT["bad"] if state.error is not None else (TEXT["warn"] if state.held else TEXT["ink"])
         self.state.value = (
             f'<div style="color:{colour};font-weight:600">after {received} of {len(case.stream)} bytes: '
             f"{escape(state.describe(case.base))}</div><div><small>{offsets}</small></div>"

@@ -24,9 +24,10 @@ import traitlets
 
 from ..exercises import Verdict
 from ..html import trace_html
+from ..palette import type_style
 from ..trace import OUT, Trace
 from .dashboard import TABLE_MIN_WIDTH
-from .frames import FieldTable, FrameView
+from .frames import FieldTable, FrameView, badge_letters
 from .timeline import Timeline, frame_label, type_of, with_html_fallback
 
 #: Playback speeds: label -> milliseconds between steps.
@@ -70,9 +71,17 @@ def position_html(event, events: list, sides: tuple[str, str] = ("this side", "o
     """
     first, last = events[0].index, events[-1].index
     writer, reader = sides if event.direction == OUT else sides[::-1]
+    type_char = type_of(event.message)
+    style = type_style(type_char)
+    badge = (
+        f'<b style="background:{style.colour};color:{style.on};border-radius:8px;padding:0 5px">'
+        f"{escape(style.glyph)} {escape(badge_letters(type_char))}</b> "
+        if style
+        else ""
+    )
     return (
         f"<b>frame #{event.index}</b> of #{first}–#{last} ({len(events)} frames) · at {event.time * 1000:.3f} ms · "
-        f"{escape(writer)} → {escape(reader)} · <code>{escape(type_of(event.message))} {escape(frame_label(event))}</code>"
+        f"{escape(writer)} → {escape(reader)} · {badge}<code>{escape(frame_label(event))}</code>"
     )
 
 
@@ -123,6 +132,8 @@ class Player(widgets.VBox):
         self.field_table = FieldTable(self.frame_view)
         # No detail panel of its own: the frame view below already follows the step.
         self.timeline = Timeline(self.trace, title=title or "Player", detail=False)
+        # A click moves the player there; its own frame view shows the bytes.
+        self.timeline.click_hint = "click to step the player to this frame"
         self.slider = widgets.IntSlider(
             value=0, min=0, max=last, description="frame", readout=False, continuous_update=True,
             layout=widgets.Layout(flex="1 1 auto"),
@@ -151,7 +162,7 @@ class Player(widgets.VBox):
         self.prompt = widgets.HTML()
         self.choices = widgets.ToggleButtons(options=[], value=None, style={"button_width": "auto"})
         self.check_button = widgets.Button(description="Check", button_style="primary", tooltip="check your prediction")
-        self.show_button = widgets.Button(description="Show me", tooltip="reveal the next frame without answering")
+        self.show_button = widgets.Button(description="Show me", tooltip="show the frame the question is about, and the answer")
         self.feedback = widgets.HTML()
         self.check_button.on_click(lambda _button: self.answer(self.choices.value))
         self.show_button.on_click(lambda _button: self.reveal())
@@ -239,7 +250,7 @@ class Player(widgets.VBox):
         else:
             question.tries.append(choice)
             verdict = question.judge(choice)
-        self.feedback.value = verdict._repr_html_()
+        self.feedback.value = verdict.html()
         if question is not None and question.answered:
             self._unlock(question)
         return verdict
@@ -251,7 +262,7 @@ class Player(widgets.VBox):
             return self.answer(None)
         question.revealed = True
         verdict = Verdict(False, f"The answer is \"{question.answer}\": {question.explanation}")
-        self.feedback.value = verdict._repr_html_()
+        self.feedback.value = verdict.html()
         self._unlock(question)
         return verdict
 
@@ -325,6 +336,13 @@ class Player(widgets.VBox):
         self.position.value = position_html(event, self.events, self.trace.sides)
         self.buttons["first"].disabled = self.buttons["previous"].disabled = position == 0
         self.buttons["last"].disabled = self.buttons["next"].disabled = position == self.slider.max
+        # While a question waits, the slider stops before its frame: the tooltips say so.
+        waiting = self.pending is not None
+        self.buttons["last"].tooltip = "last frame before the question" if waiting else "last frame"
+        self.buttons["next"].tooltip = (
+            "answer the question (Check or Show me) to see the next frame"
+            if waiting and position == self.slider.max else "next frame"
+        )
         self._show_question(position)
 
     def _show_question(self, position: int) -> None:

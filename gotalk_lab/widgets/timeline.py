@@ -33,7 +33,7 @@ from ..findings import findings as run_findings
 from ..findings import markers as markers_of
 from ..html import trace_html, with_html_fallback
 from ..trace import Trace, TraceEvent
-from .frames import FieldTable, FrameView
+from .frames import FieldTable, FrameView, widget_css
 from .unframed import Unframed, unframed_log
 from ..wire import (
     MAX_LOAD,
@@ -197,7 +197,7 @@ class Timeline(anywidget.AnyWidget):
     """
 
     _esm = STATIC / "timeline.js"
-    _css = STATIC / "timeline.css"
+    _css = widget_css("timeline.css")
 
     title = traitlets.Unicode("").tag(sync=True)
     #: Names of the two lanes: the writer of "out" frames, then of "in" frames (``Trace.sides``).
@@ -225,6 +225,9 @@ class Timeline(anywidget.AnyWidget):
     hidden_notifications = traitlets.List(traitlets.Unicode()).tag(sync=True)
     #: Projector mode: 18 px text, taller rows, full contrast (``Dashboard(projector=True)``).
     projector = traitlets.Bool(False).tag(sync=True)
+    #: What a click on an arrow does, as its tooltip's last line says it (for frames, for unframed bytes).
+    click_hint = traitlets.Unicode("click to show its bytes").tag(sync=True)
+    click_hint_unframed = traitlets.Unicode("click to show them byte by byte").tag(sync=True)
     #: Expert Info badges by event index (as a string): {"severity", "symbol", "text": [sentences]}.
     markers = traitlets.Dict().tag(sync=True)
 
@@ -250,6 +253,8 @@ class Timeline(anywidget.AnyWidget):
         self.frame_view = frame_view
         #: Whether a click opens the timeline's own detail panel (not when a frame_view shows it).
         self.detail = frame_view is None if detail is None else bool(detail)
+        if frame_view is None and not self.detail:  # no view to show the bytes in: a click only selects
+            self.click_hint = self.click_hint_unframed = "click to select it"
         self._unframed = unframed_log(trace)
         self._pending_notes: deque[Unframed] = deque()
         self._notes_sent = 0  # notes of the log sent to the browser (in order)

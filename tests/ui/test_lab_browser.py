@@ -40,6 +40,7 @@ import nbformat
 import pytest
 from chromium import CHROMIUM, CHROMIUM_MISSING, require_chromium
 
+from gotalk_lab import palette
 from gotalk_lab.widgets.frames import FrameView
 
 pytestmark = pytest.mark.browser
@@ -384,6 +385,13 @@ def test_frame_view_colours_each_field(lab_page):
     assert counts == [1, 4, 3, 4, 8, 5]
     chips = lab_page.page.locator(f"{view} .gl-fv-chip")
     assert chips.all_inner_texts() == [f["name"] for f in fields]
+    # The message's type badge, in the legend and the table, as on the Timeline: the palette's request colours.
+    request = palette.MESSAGE_TYPES["r"]
+    for badge in (f"{view} .gl-fv-group-head .gl-badge", ".check-show .gl-ft-group .gl-badge"):
+        shown = lab_page.page.eval_on_selector(
+            badge, "(b) => [b.textContent, getComputedStyle(b).backgroundColor, getComputedStyle(b).color]"
+        )
+        assert shown == [f"{request.glyph} r", css_rgb(request.colour), css_rgb(request.on)], (badge, shown)
     assert lab_page.page.locator(".check-show .gl-ft-row .gl-ft-name").all_inner_texts() == [f["name"] for f in fields]
 
 
@@ -466,6 +474,19 @@ def test_live_timeline_draws_one_arrow_per_frame(lab_page):
         assert f"t-{'ee' if type_char == 'e' else type_char}" in row["classes"], (index, row)
     page = lab_page.page
     assert page.locator(".check-timeline .gl-tl-arrow").count() == len(trace)
+    # Each arrow and badge in its type's palette colour, as the browser computes it (the
+    # cascade, not only the stylesheet's text: a later rule could override a type's class).
+    drawn = page.eval_on_selector_all(
+        ".check-timeline .gl-tl-row",
+        """(rows) => rows.map((row) => [
+            getComputedStyle(row.querySelector(".gl-tl-badge")).backgroundColor,
+            getComputedStyle(row.querySelector(".gl-tl-badge")).color,
+            getComputedStyle(row.querySelector(".gl-tl-arrow"), "::before").borderTopColor,
+        ])""",
+    )
+    for (index, _, type_char, _), (badge, text, arrow) in zip(trace, drawn):
+        style = palette.MESSAGE_TYPES[type_char]
+        assert badge == arrow == css_rgb(style.colour) and text == css_rgb(style.on), (index, type_char, badge, text, arrow)
     stats = page.locator(".check-timeline .gl-tl-stats").inner_text()
     assert stats.startswith(f"{len(trace)} frames · 6 exchanges"), stats
     # Six exchanges, six bars; the three sleeps were in flight at once: three columns.

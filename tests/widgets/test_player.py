@@ -199,3 +199,17 @@ async def test_two_questions_are_asked_in_trace_order():
     assert player.feedback.value == ""  # the old question's feedback is gone
     assert player.answer("60 ms") and player.step == 7
     await a.close()
+
+
+async def test_the_buttons_tooltips_say_where_a_waiting_question_stops_them():
+    a, player = await sleeps_player()
+    player.last()  # stops before the question's frame: the tooltips say so, not "last frame"
+    assert player.buttons["last"].tooltip == "last frame before the question"
+    assert player.buttons["next"].disabled and "answer the question" in player.buttons["next"].tooltip
+    assert player.timeline.click_hint == "click to step the player to this frame"
+    player.answer("20 ms")
+    player.first()
+    assert player.buttons["last"].tooltip == "last frame" and player.buttons["next"].tooltip == "next frame"
+    player.last()
+    assert player.step == len(player.events) - 1  # the last frame now is the trace's last
+    await a.close()

@@ -407,3 +407,11 @@ def test_a_timeline_says_what_its_trace_keeps_once_it_drops_and_a_cut_frame_says
     view = FrameView()
     view.show(trace.events[-1])
     assert view.title.endswith("(payload 3,000 bytes, first 1,000 kept)")
+
+
+def test_an_arrows_tooltip_says_what_a_click_does():
+    trace = Trace()
+    assert Timeline(trace).click_hint == "click to show its bytes"  # in its own detail panel
+    assert Timeline(trace, frame_view=FrameView()).click_hint == "click to show its bytes"  # in that view
+    bare = Timeline(trace, detail=False)  # no view anywhere: a click only selects
+    assert bare.click_hint == bare.click_hint_unframed == "click to select it"

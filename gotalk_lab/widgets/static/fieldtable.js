@@ -18,6 +18,15 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] || c);
 }
 
+/**
+ * A message's type badge, coloured by the palette's class for the type (as on the Timeline and
+ * in the FrameView's legend). @param {import("./frames.js").MessageInfo} message
+ */
+function typeBadge(message) {
+  if (!message.badge_class) return "";
+  return `<b class="gl-badge ${escapeHtml(message.badge_class)}">${escapeHtml(message.badge)}</b> `;
+}
+
 /** The field's first bytes as spaced hex, "…" when there are more. @param {FieldInfo} field */
 function hexOf(field) {
   const pairs = field.raw.match(/../g) || [];
@@ -63,7 +72,7 @@ function render({ model, el }) {
     const html = [];
     for (const message of annotation.messages || []) {
       html.push(
-        `<tr class="gl-ft-group"><td colspan="5"><b>#${message.index} ${escapeHtml(message.kind)}</b> ` +
+        `<tr class="gl-ft-group"><td colspan="5">${typeBadge(message)}<b>#${message.index} ${escapeHtml(message.kind)}</b> ` +
           `<span class="gl-ft-dim">[${message.start}:${message.end}]</span> ${escapeHtml(message.summary)}</td></tr>`
       );
       for (const field of message.fields) html.push(fieldRow(field));

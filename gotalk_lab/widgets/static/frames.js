@@ -13,7 +13,7 @@
  *   raw:string, raw_size:number, value:string, meaning:string, hint:(string|null),
  *   colour:string, cut_short:boolean}} FieldInfo */
 /** @typedef {{format:string, hint:string, size:number, text:string, cut:boolean}} PayloadInfo */
-/** @typedef {{index:number, kind:string, type:string, start:number, end:number,
+/** @typedef {{index:number, kind:string, type:string, badge:string, badge_class:string, start:number, end:number,
  *   summary:string, fields:FieldInfo[], payload:(PayloadInfo|null)}} MessageInfo */
 /** @typedef {{offset:number, field:string, expected:string, found:string, message:string,
  *   code:number, at_end:boolean}} ErrorInfo */
@@ -77,6 +77,15 @@ function fieldLine(field) {
     `<b>${escapeHtml(field.name)}</b> <span class="gl-fv-range">[${field.start}:${field.end}] ${plural(size, "byte")}</span>` +
     ` = <code>${escapeHtml(field.value)}</code><br><span class="gl-fv-meaning">${escapeHtml(field.meaning)}</span>`
   );
+}
+
+/**
+ * A message's type badge, coloured by the palette's class for the type (as on the Timeline).
+ * @param {MessageInfo} message
+ */
+export function typeBadge(message) {
+  if (!message.badge_class) return "";
+  return `<b class="gl-badge ${escapeHtml(message.badge_class)}">${escapeHtml(message.badge)}</b> `;
 }
 
 /** @param {{ model: Model, el: HTMLElement }} context */
@@ -296,14 +305,16 @@ function render({ model, el }) {
     if (annotation.truncated) stats += ` · first ${plural(annotation.truncated.shown, "byte")} shown`;
     if (error) {
       const where = errorHidden ? " (past the bytes shown)" : "";
-      stats += ` · <span class="gl-fv-bad" title="show the bad byte">✖ invalid at byte ${error.offset}${where}</span>`;
+      // The click scrolls the dump to the bad byte (or to the error line, when the byte is not shown).
+      const tip = errorHidden ? "show the error: the bad byte lies past the bytes shown" : "show the bad byte";
+      stats += ` · <span class="gl-fv-bad" title="${tip}">✖ invalid at byte ${error.offset}${where}</span>`;
     }
     statsEl.innerHTML = empty ? "" : stats;
 
     // Legend: per message, its summary and one chip per field.
     const groups = [];
     for (const message of annotation.messages || []) {
-      groups.push(legendGroup(`#${message.index} ${message.kind}`, message.start, message.end, message.summary, message.fields, false));
+      groups.push(legendGroup(`#${message.index} ${message.kind}`, message.start, message.end, message.summary, message.fields, false, typeBadge(message)));
     }
     if (annotation.unfinished) {
       const u = annotation.unfinished;
@@ -319,9 +330,9 @@ function render({ model, el }) {
 
   /**
    * @param {string} label @param {number} start @param {number} end @param {string} summary
-   * @param {FieldInfo[]} groupFields @param {boolean} bad
+   * @param {FieldInfo[]} groupFields @param {boolean} bad @param {string} [badge]
    */
-  function legendGroup(label, start, end, summary, groupFields, bad) {
+  function legendGroup(label, start, end, summary, groupFields, bad, badge = "") {
     const chipsHtml = groupFields
       .map(
         (f) =>
@@ -331,7 +342,7 @@ function render({ model, el }) {
       .join("");
     return (
       `<div class="gl-fv-group${bad ? " gl-fv-group-bad" : ""}"><div class="gl-fv-group-head">` +
-      `<b>${escapeHtml(label)}</b> <span class="gl-fv-range">[${start}:${end}]</span> ` +
+      `${badge}<b>${escapeHtml(label)}</b> <span class="gl-fv-range">[${start}:${end}]</span> ` +
       `<span class="gl-fv-summary">${escapeHtml(summary)}</span></div><div class="gl-fv-chips">${chipsHtml}</div></div>`
     );
   }
@@ -369,7 +380,11 @@ function render({ model, el }) {
   legendEl.addEventListener("keydown", onKey);
   const onStatsClick = (/** @type {Event} */ event) => {
     const target = /** @type {HTMLElement} */ (event.target);
-    if (target.closest && target.closest(".gl-fv-bad")) reveal(/** @type {HTMLElement} */ (dumpEl.querySelector(".gl-fv-errrow") || undefined));
+    if (!(target.closest && target.closest(".gl-fv-bad"))) return;
+    // The error line first, then the bad byte above it: scrolling up to the line alone
+    // would leave the byte it points at out of sight.
+    reveal(/** @type {HTMLElement} */ (dumpEl.querySelector(".gl-fv-errrow") || undefined));
+    reveal(/** @type {HTMLElement} */ (dumpEl.querySelector(".gl-fv-hex .gl-err, .gl-fv-eoi") || undefined));
   };
   statsEl.addEventListener("click", onStatsClick);
 

@@ -611,13 +611,14 @@ class TimelineView {
       return [
         `${row.n} byte${row.n === 1 ? "" : "s"} written after #${Math.floor(row.i)} at ${(row.t * 1000).toFixed(3)} ms, ${way}`,
         `no frame: ${row.why}`,
-        "click to show them byte by byte",
-      ].join("\n");
+        this.model.get("click_hint_unframed"),
+      ].filter(Boolean).join("\n");
     }
     const lines = [`#${row.i} at ${(row.t * 1000).toFixed(3)} ms, ${way}`, `${row.y} ${type.name}: ${this.label(row)}`];
     if (row.n) lines.push(`payload ${row.n} byte${row.n === 1 ? "" : "s"}`);
     if (record) lines.push(this.exchangeTitle(record, this.isOpen(record)));
-    lines.push("click to show its bytes");
+    const hint = this.model.get("click_hint");
+    if (hint) lines.push(hint);
     return lines.join("\n");
   }
 
