@@ -51,6 +51,7 @@ class MalformedLab(widgets.VBox):
             widgets.HTML("<b>The receiver, byte by byte</b> (move the slider: it reads the stream up to there)"),
             self.received, self.state, self.answers,
         ], layout=widgets.Layout(width="100%"))
+        self.add_class("gl-malformed-lab")
         self.pick(0)
 
     @property

@@ -37,6 +37,16 @@ pytestmark = pytest.mark.browser
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TUTORIALS = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
 NARROW = {"width": 1024, "height": 900}
+#: What each tutorial's narrow screenshot is scrolled to: the first such element.
+SHOWCASE = {
+    "01-wire-format.ipynb": ".jp-RenderedSVG",
+    "03-multiplexing.ipynb": ".gl-player-question",
+    "04-streaming.ipynb": ".gl-player-question",
+    "05-faults.ipynb": ".gl-malformed-lab",
+    "08-classroom-demo.ipynb": ".gl-projecting",
+    "09-conformance-check.ipynb": ".gl-check-cases",
+    "11-interception.ipynb": ".gl-tl",
+}
 
 
 def keep(page_or_locator, name: str, **options) -> Path:
@@ -162,12 +172,14 @@ def test_every_tutorial_fits_1024_pixels(narrow_page, tutorials_lab, name):
     cut = page.evaluate(CUT_ENTRIES)
     assert not cut, f"{name} at 1024 px: dropdown entries cut (text, width, room): {cut}"
     assert not errors, f"{name}: errors in the page: {errors}"
-    keep(page, f"narrow-{name.removesuffix('.ipynb')}.png", full_page=False)
+    page.locator(SHOWCASE.get(name, ".jp-OutputArea-output .gl-tl, .jp-OutputArea-output .widget-box")).first.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    keep(page, f"narrow-{name.removesuffix('.ipynb')}.png")
     close_and_shut_down(page)
 
 
 def test_the_player_asks_before_it_reveals(browser, tutorials_lab):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})  # the whole Player on screen
     try:
         open_and_run(page, tutorials_lab, "03-multiplexing.ipynb")
         question = page.locator(".gl-player-question").first
@@ -175,7 +187,7 @@ def test_the_player_asks_before_it_reveals(browser, tutorials_lab):
         player = question.locator("xpath=..")
         rows_before = player.locator(".gl-tl-row").count()
         # Step to the frame before the hidden one: the question is there.
-        player.locator("button[title='last frame']").click()
+        player.locator("button[title^='last frame']").click()
         page.wait_for_function(
             "() => document.querySelector('.gl-player-question').innerText.includes('Which result arrives first?')",
             timeout=10_000,
