@@ -172,6 +172,18 @@ def test_every_tutorial_fits_1024_pixels(narrow_page, tutorials_lab, name):
     cut = page.evaluate(CUT_ENTRIES)
     assert not cut, f"{name} at 1024 px: dropdown entries cut (text, width, room): {cut}"
     assert not errors, f"{name}: errors in the page: {errors}"
+    if name == "06-notifications-heartbeats.ipynb":
+        # Notification names have chips of their own; only operations are listed as operations.
+        chips = page.evaluate("""() => [...document.querySelectorAll('.gl-tl')].map((t) => [
+            t.querySelector('.gl-tl-ops').innerText, t.querySelector('.gl-tl-names').innerText,
+            t.querySelectorAll('.gl-tl-row.t-h').length])""")
+        first = chips[0]
+        assert "weather" in first[1] and "hello" in first[1] and "weather" not in first[0], chips
+        assert any(beats >= 2 for *_, beats in chips), f"no heartbeats drawn: {chips}"
+    if name == "07-network.ipynb":
+        lanes = page.locator(".gl-tl-h-left, .gl-tl-h-right").all_inner_texts()
+        assert any("client: gotalk-lab request" in lane for lane in lanes), lanes
+        assert any("upstream: gotalk-lab serve" in lane for lane in lanes), lanes
     page.locator(SHOWCASE.get(name, ".jp-OutputArea-output .gl-tl, .jp-OutputArea-output .widget-box")).first.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     keep(page, f"narrow-{name.removesuffix('.ipynb')}.png")
