@@ -1,5 +1,6 @@
 # gotalk_lab: every set-up step lives here, so a fresh clone needs only
-# `make lab` (tutorials) or `make test` (everything that is tested).
+# `make lab` (tutorials), `make site` (the tutorials in the browser alone) or
+# `make test` (everything that is tested).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -21,6 +22,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The tutorials need only the kit and JupyterLab (the "lab" extra), not the test tools.
+LAB_STAMP := $(VENV)/.installed-lab
+$(LAB_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	touch $(LAB_STAMP)
 
 # Debian's Chromium drives the real-browser tests (Playwright's own browser
 # download is not reachable here); install it when missing and we are root.
@@ -55,7 +62,7 @@ test: install browser capture-tools
 
 # Prints the URL of tutorial 1 (with its token) and serves until Ctrl-C. No browser is
 # started here: open the printed URL (these machines have no display).
-lab: install
+lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/01-wire-format.ipynb
 
