@@ -9,13 +9,16 @@ the peer (``pipe``, ``connect``, ``serve``, ``Peer``, ``Trace``) and the lab
 import importlib
 
 from . import demo
+from . import edition as _edition
 from . import html as _html
 from . import peer as _peer
 from .checker import check
 from .connect import Address, Server, connect, parse_address, pipe, serve, tls_client_context, tls_server_context
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
 from .connection import Answer, Connection, ConnectionState, OutgoingRequest, RequestState
+from .edition import IN_BROWSER
 from .errors import (
+    BrowserEditionError,
     CertificateError,
     ConnectionClosed,
     EncodeError,
@@ -103,6 +106,8 @@ replay = _replay.replay
 replay.sync = _replay_sync  # type: ignore[attr-defined]
 # In a notebook, messages and traces display as HTML (a no-op elsewhere).
 _html.register_formatters()
+# In the browser edition, a notebook runs on past the cells marked "# needs a network".
+_edition.skip_network_cells()
 
 
 def __getattr__(name: str):
@@ -153,6 +158,9 @@ __all__ = [
     "RetryExhausted",
     "ConnectionClosed",
     "CertificateError",
+    "BrowserEditionError",
+    # the edition: True in the browser (Pyodide), where there are no sockets
+    "IN_BROWSER",
     # peer
     "Peer",
     "PeerState",

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
+from .edition import require_network
 from .errors import CertificateError
 from .handlers import Handlers
 from .peer import Peer
@@ -162,6 +163,7 @@ async def connect(
     the system's trusted CAs; ``tls_client_context`` makes one for a test CA). A
     certificate that fails raises ``CertificateError``. Other keyword options go to ``Peer``.
     """
+    require_network(f"gl.connect({address!r})")
     where = parse_address(address)
     context = _tls_for(where, ssl, client=True)
     options.setdefault("name", where.url)
@@ -220,6 +222,7 @@ class Server:
 
         tls:// and wss:// need ``ssl``, a server context (``tls_server_context``).
         """
+        require_network(f"gl.serve({address!r})")
         where = parse_address(address)
         ssl = _tls_for(where, ssl, client=False)
         if where.scheme == "unix":
