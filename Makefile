@@ -11,7 +11,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_PORT ?= 8888
 LAB_IP   ?= 127.0.0.1
 
-.PHONY: install test lab bench fuzz browser capture-tools clean
+.PHONY: install test lab site bench fuzz browser capture-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/01-wire-format.ipynb
 
+# The browser edition: site/, a static JupyterLite holding the tutorials, the kit and
+# the Pyodide runtime, for any static server (python3 -m http.server -d site). The
+# first build fetches from PyPI and npm into .cache/site/; later ones reuse that.
+site:
+	$(PYTHON) tools/build_site.py
+
 # Benchmarks print figures and ratios against baselines measured in the same run
 # (benchmarks/README.md); they are not tests. BENCH_ARGS=--quick for a short run.
 bench: install
@@ -85,4 +91,4 @@ fuzz: install
 	$(BIN)/python benchmarks/fuzz.py $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info site .cache/site
