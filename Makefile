@@ -54,8 +54,9 @@ capture-tools:
 	fi
 
 # The layers (import-linter contracts in pyproject.toml) and the types of the
-# core (mypy --strict, [tool.mypy]) are checked before the tests run.
-test: install browser capture-tools
+# core (mypy --strict, [tool.mypy]) are checked before the tests run. site/ is
+# built first for tests/ui/test_site_browser.py, which runs it in Chromium.
+test: install browser capture-tools site
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
