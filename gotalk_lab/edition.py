@@ -1,7 +1,8 @@
 """Which edition of the kit runs here: a Python process, or a browser page (Pyodide).
 
 The browser edition (the JupyterLite site that ``make site`` builds) runs in
-Pyodide, where there are no sockets and no programs to start. ``IN_BROWSER`` says
+Pyodide, where there are no sockets and no programs to start (a WebSocket client is
+the exception: ``gl.connect("ws://...")`` uses the browser's own). ``IN_BROWSER`` says
 which edition this is, once; ``require_network(what)`` stops whatever needs a
 network with one clear line before any deeper error can happen; and in a notebook
 ``skip_network_cells`` lets a tutorial run on past the cells that need one.
@@ -28,7 +29,8 @@ def no_sockets(what: str) -> str:
     """The one line that says what the browser edition cannot do, and what to do instead."""
     return (
         f"the browser edition of gotalk_lab has no sockets: {what} needs a network; "
-        "use gl.pipe() for two peers inside this page, or run the kit in a Python kernel (make lab)"
+        "use gl.pipe() for two peers inside this page, gl.connect('ws://HOST:PORT/gotalk/') for a "
+        "WebSocket server (through the browser's own WebSocket), or the kit in a Python kernel (make lab)"
     )
 
 

@@ -40,7 +40,7 @@ def test_this_is_not_the_browser_edition():
 
 NETWORK_CALLS = {
     "gl.connect('tcp://127.0.0.1:1')": lambda: gl.connect("tcp://127.0.0.1:1"),
-    "gl.connect('ws://127.0.0.1:1/gotalk/')": lambda: gl.connect("ws://127.0.0.1:1/gotalk/"),
+    "gl.connect('unix:///tmp/gotalk.sock')": lambda: gl.connect("unix:///tmp/gotalk.sock"),
     "gl.serve('tcp://127.0.0.1:0')": lambda: gl.serve("tcp://127.0.0.1:0"),
     "a tap (gl.tap, Tap.listen)": lambda: gl.tap(listen="127.0.0.1:0", upstream="127.0.0.1:1"),
     "gl.check('tcp://127.0.0.1:1')": lambda: gl.check("tcp://127.0.0.1:1"),
@@ -55,7 +55,7 @@ def test_what_needs_a_network_says_so_in_one_line(browser_edition, what):
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith(f"the browser edition of gotalk_lab has no sockets: {what} needs a network;")
-    assert "gl.pipe()" in message
+    assert "gl.pipe()" in message and "gl.connect('ws://HOST:PORT/gotalk/')" in message
 
 
 def test_a_tap_made_by_hand_says_so_too(browser_edition):
@@ -161,3 +161,135 @@ def test_network_cells_are_skipped_in_the_browser_edition_only(monkeypatch):
 
     plain = ["a, b = await gl.pipe()\n", "# needs a network, but not the first line\n"]
     assert edition.skip_network_cell(plain) == plain
+
+
+# -- gl.connect("ws://...") in the browser: the browser's own WebSocket, faked here --------
+
+
+class Event:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+class ArrayBuffer:
+    """What a binary message's event.data is with binaryType "arraybuffer"."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def to_bytes(self) -> bytes:
+        return self.data
+
+
+class FakeWebSocket:
+    """The browser's WebSocket as the transport uses it: events, send, bufferedAmount, close."""
+
+    opened: list = []
+
+    def __init__(self, url):
+        self.url = url
+        self.binaryType = "blob"
+        self.bufferedAmount = 0
+        self.sent: list[bytes] = []
+        self.listeners: dict[str, list] = {}
+        self.closed_with = None
+        FakeWebSocket.opened.append(self)
+
+    @classmethod
+    def new(cls, url):
+        return cls(url)
+
+    def addEventListener(self, event, listener):
+        self.listeners.setdefault(event, []).append(listener)
+
+    def removeEventListener(self, event, listener):
+        self.listeners[event].remove(listener)
+
+    def fire(self, event, **fields):
+        for listener in list(self.listeners.get(event, [])):
+            listener(Event(**fields))
+
+    def send(self, data):
+        assert isinstance(data, bytes)
+        self.sent.append(data)
+
+    def close(self, code=1005):
+        self.closed_with = code
+        asyncio.get_running_loop().call_soon(lambda: self.fire("close", code=code, reason=""))
+
+
+class Proxy:
+    def __init__(self, function):
+        self.function = function
+        self.destroyed = False
+
+    def __call__(self, *args):
+        assert not self.destroyed, "a destroyed proxy was called"
+        return self.function(*args)
+
+    def destroy(self):
+        self.destroyed = True
+
+
+@pytest.fixture
+def browser_websocket(monkeypatch):
+    monkeypatch.setattr(edition, "IN_BROWSER", True)
+    FakeWebSocket.opened = []
+    js = types.ModuleType("js")
+    js.WebSocket = FakeWebSocket
+    package = types.ModuleType("pyodide")
+    ffi = types.ModuleType("pyodide.ffi")
+    ffi.create_proxy = Proxy
+    ffi.to_js = lambda data: bytes(data)
+    package.ffi = ffi
+    for name, module in (("js", js), ("pyodide", package), ("pyodide.ffi", ffi)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return FakeWebSocket.opened
+
+
+def test_connect_over_the_browsers_websocket_frames_as_gotalk_js(browser_websocket):
+    async def cell():
+        connecting = asyncio.ensure_future(gl.connect("ws://127.0.0.1:8080/gotalk/", gl.demo.handlers()))
+        while not browser_websocket:
+            await asyncio.sleep(0)
+        socket = browser_websocket[0]
+        assert socket.url == "ws://127.0.0.1:8080/gotalk/" and socket.binaryType == "arraybuffer"
+        socket.fire("open")
+        socket.fire("message", data=ArrayBuffer(b"01"))  # the server's version
+        peer = await connecting
+        asking = asyncio.ensure_future(peer.request_bytes("echo", b"hi"))
+        while len(socket.sent) < 3:
+            await asyncio.sleep(0)
+        version, header, payload = socket.sent
+        assert (version, header[:1], header[5:], payload) == (b"01", b"r", b"004echo00000002", b"hi")
+        request_id = header[1:5]
+        socket.fire("message", data=ArrayBuffer(b"R" + request_id + b"00000002"))  # header and payload:
+        socket.fire("message", data="hi")  # a text message is read as UTF-8
+        answer = await asking
+        # The server calls our ping: its answer goes out as header, then payload.
+        socket.fire("message", data=ArrayBuffer(b"r" + b"0009" + b"004ping00000003"))
+        socket.fire("message", data=ArrayBuffer(b"abc"))
+        while len(socket.sent) < 5:
+            await asyncio.sleep(0)
+        pong = socket.sent[3:5]
+        proxies = [proxy for listeners in socket.listeners.values() for proxy in listeners]
+        await peer.close()
+        return socket, answer, pong, proxies
+
+    socket, answer, pong, proxies = asyncio.run(cell())
+    assert answer == b"hi"
+    assert pong == [b"R000900000008", b"ping:abc"]
+    assert socket.closed_with == 1000
+    assert all(proxy.destroyed for proxy in proxies) and not any(socket.listeners.values())
+
+
+def test_a_websocket_the_browser_cannot_open_says_what_to_check(browser_websocket):
+    async def cell():
+        connecting = asyncio.ensure_future(gl.connect("ws://127.0.0.1:1/gotalk/"))
+        while not browser_websocket:
+            await asyncio.sleep(0)
+        browser_websocket[0].fire("close", code=1006, reason="")
+        await connecting
+
+    with pytest.raises(ConnectionRefusedError, match=r"could not open a WebSocket to ws://127.0.0.1:1/gotalk/ \(code 1006\)"):
+        asyncio.run(cell())

@@ -12,6 +12,9 @@ the site's own. Each tutorial but 07 (the network one) is opened in a page of it
 * the widget views rendered: as many as the tutorial shows in the browser edition;
 * in 02, ``a.sync.request(...)`` answered (the blocking facade on Pyodide's ``run_sync``).
 
+A last test opens a new notebook in the site and reaches ``gotalk-lab serve --ws`` on
+127.0.0.1 with ``gl.connect("ws://...")``, through the browser's own WebSocket.
+
 ``make test`` builds site/ first; run alone, the module builds it if it is missing.
 """
 
@@ -120,10 +123,8 @@ WIDGET_VIEWS_SHOWN = """() => [...document.querySelectorAll(".jp-NotebookPanel .
                       && !/Error displaying widget|Loading widget/.test(view.textContent)).length"""
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("name", TUTORIALS)
-def test_a_tutorial_runs_top_to_bottom_in_the_browser(browser, site_url, name):
-    outside: list[str] = []
+def closed_context(browser, outside: list[str]):
+    """A fresh browser context (its own storage) that blocks and counts every other host in ``outside``."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
 
     def only_our_own(route):
@@ -139,6 +140,14 @@ def test_a_tutorial_runs_top_to_bottom_in_the_browser(browser, site_url, name):
     context.on("request", lambda request: urlparse(request.url).hostname not in (OWN_HOSTS | {None}) and outside.append(request.url))
     page = context.new_page()
     page.on("websocket", lambda ws: urlparse(ws.url).hostname not in OWN_HOSTS and outside.append(ws.url))
+    return context, page
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_a_tutorial_runs_top_to_bottom_in_the_browser(browser, site_url, name):
+    outside: list[str] = []
+    context, page = closed_context(browser, outside)
     try:
         started = time.monotonic()
         page.goto(f"{site_url}/lab/index.html?path={name}")
@@ -175,3 +184,56 @@ def test_a_tutorial_runs_top_to_bottom_in_the_browser(browser, site_url, name):
     finally:
         context.close()
     assert outside == [], f"{name} asked other hosts for {len(outside)} things: {outside[:5]}"
+
+
+@pytest.fixture
+def websocket_server():
+    """``gotalk-lab serve --ws`` on 127.0.0.1: the kind of server a page may reach (it allows local Origins)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gotalk_lab.cli", "serve", "--ws", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening ws://127.0.0.1:"), line
+        yield line.split()[1]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.timeout(180)
+def test_connect_reaches_a_websocket_server_through_the_browsers_websocket(browser, site_url, websocket_server):
+    """A new notebook in the site: gl.connect("ws://...") on js.WebSocket, both ways, and peer.sync on it."""
+    outside: list[str] = []
+    context, page = closed_context(browser, outside)
+    code = "\n".join([
+        "import gotalk_lab as gl",
+        f"peer = await gl.connect({websocket_server!r}, gl.demo.handlers())",
+        "print('echo:', await peer.request_bytes('echo', b'through the page'))",
+        "print('callback:', await peer.request_bytes('callback', b'zz'))",  # the server calls our ping
+        "print('sync:', peer.sync.request('greet', {'name': 'browser'}))",
+        "await peer.close()",
+        "print('closed:', peer.close_reason)",
+    ])
+    try:
+        page.goto(f"{site_url}/lab/index.html")
+        page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=60_000)
+        editor = page.locator(".jp-NotebookPanel .jp-CodeCell .cm-content").first
+        editor.click(timeout=60_000)
+        page.keyboard.insert_text(code)  # as pasted: no auto-closed brackets
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_function(
+            "() => /^\\[\\d+\\]:$/.test(document.querySelector('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt').textContent.trim())",
+            timeout=RUN_TIMEOUT_MS,
+        )
+        printed = page.locator(".jp-NotebookPanel .jp-CodeCell").first.locator(".jp-OutputArea").inner_text()
+    finally:
+        context.close()
+    assert printed.splitlines() == [
+        "echo: b'through the page'",
+        "callback: b'pong:ping:zz'",
+        "sync: {'greeting': 'Hello browser'}",
+        "closed: closed by this side",
+    ], printed
+    assert outside == [], f"the page asked other hosts for {len(outside)} things: {outside[:5]}"
