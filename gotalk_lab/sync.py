@@ -3,9 +3,10 @@
 ``peer.sync.request(...)`` blocks until the answer. Inside a notebook (or any
 code already running on the peer's event loop) it re-enters that loop with
 nest-asyncio2; from other threads it hands the work to the loop's thread; with no
-loop running it runs the loop until done. ``pipe``/``connect``/``serve`` here
-make peers for scripts: they live on a background loop thread so that they keep
-answering between calls. No protocol logic lives here.
+loop running it runs the loop until done. In the browser edition (Pyodide), where
+nest-asyncio cannot patch the page's loop, ``pyodide.ffi.run_sync`` does the waiting.
+``pipe``/``connect``/``serve`` here make peers for scripts: they live on a background
+loop thread so that they keep answering between calls. No protocol logic lives here.
 """
 
 from __future__ import annotations

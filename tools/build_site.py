@@ -88,8 +88,9 @@ JUPYTER_LITE_JSON = {
     },
 }
 
-# The runtime files the site serves (the npm package also holds docs and typings).
-PYODIDE_FILES = ["pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "package.json"]
+# The runtime files the site serves: the module the kernel loads and what it fetches
+# (the npm package also holds the classic pyodide.js, docs, typings and sourcemaps).
+PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip"]
 
 started = time.monotonic()
 
@@ -168,7 +169,10 @@ def pyodide_package() -> Path:
     if not (unpacked / "package" / "pyodide-lock.json").exists():
         shutil.rmtree(unpacked, ignore_errors=True)
         with tarfile.open(tarball) as archive:
-            archive.extractall(unpacked, filter="data") if sys.version_info >= (3, 12) else archive.extractall(unpacked)
+            if sys.version_info >= (3, 12):
+                archive.extractall(unpacked, filter="data")  # no paths outside unpacked/
+            else:
+                archive.extractall(unpacked)
     package = unpacked / "package"
     missing = [name for name in [*PYODIDE_FILES, "pyodide-lock.json"] if not (package / name).exists()]
     if missing:
