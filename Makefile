@@ -1,5 +1,6 @@
 # gotalk_lab: every set-up step lives here, so a fresh clone needs only
-# `make lab` (tutorials) or `make test` (everything that is tested).
+# `make lab` (tutorials), `make site` (the tutorials in the browser alone) or
+# `make test` (everything that is tested).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_PORT ?= 8888
 LAB_IP   ?= 127.0.0.1
 
-.PHONY: install test lab bench fuzz browser capture-tools clean
+.PHONY: install test lab site bench fuzz browser capture-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The tutorials need only the kit and JupyterLab (the "lab" extra), not the test tools.
+LAB_STAMP := $(VENV)/.installed-lab
+$(LAB_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	touch $(LAB_STAMP)
 
 # Debian's Chromium drives the real-browser tests (Playwright's own browser
 # download is not reachable here); install it when missing and we are root.
@@ -47,17 +54,24 @@ capture-tools:
 	fi
 
 # The layers (import-linter contracts in pyproject.toml) and the types of the
-# core (mypy --strict, [tool.mypy]) are checked before the tests run.
-test: install browser capture-tools
+# core (mypy --strict, [tool.mypy]) are checked before the tests run. site/ is
+# built first for tests/ui/test_site_browser.py, which runs it in Chromium.
+test: install browser capture-tools site
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Prints the URL of tutorial 1 (with its token) and serves until Ctrl-C. No browser is
 # started here: open the printed URL (these machines have no display).
-lab: install
+lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/01-wire-format.ipynb
+
+# The browser edition: site/, a static JupyterLite holding the tutorials, the kit and
+# the Pyodide runtime, for any static server (python3 -m http.server -d site). The
+# first build fetches from PyPI and npm into .cache/site/; later ones reuse that.
+site:
+	$(PYTHON) tools/build_site.py
 
 # Benchmarks print figures and ratios against baselines measured in the same run
 # (benchmarks/README.md); they are not tests. BENCH_ARGS=--quick for a short run.
@@ -78,4 +92,4 @@ fuzz: install
 	$(BIN)/python benchmarks/fuzz.py $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info site .cache/site

@@ -9,6 +9,7 @@ the peer (``pipe``, ``connect``, ``serve``, ``Peer``, ``Trace``) and the lab
 import importlib
 
 from . import demo
+from . import edition as _edition
 from . import html as _html
 from .glossary import glossary
 from . import peer as _peer
@@ -16,7 +17,9 @@ from .checker import check
 from .connect import Address, Server, connect, parse_address, pipe, serve, tls_client_context, tls_server_context
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame, decode, decode_all
 from .connection import Answer, Connection, ConnectionState, OutgoingRequest, RequestState
+from .edition import IN_BROWSER
 from .errors import (
+    BrowserEditionError,
     CertificateError,
     ConnectionClosed,
     EncodeError,
@@ -106,6 +109,8 @@ replay.sync = _replay_sync  # type: ignore[attr-defined]
 _html.register_formatters()
 #: ``gl.field_map()``: every message type's layout in one picture.
 field_map = _html.field_map
+# In the browser edition, a notebook runs on past the cells marked "# needs a network".
+_edition.skip_network_cells()
 
 
 def __getattr__(name: str):
@@ -156,6 +161,9 @@ __all__ = [
     "RetryExhausted",
     "ConnectionClosed",
     "CertificateError",
+    "BrowserEditionError",
+    # the edition: True in the browser (Pyodide), where there are no sockets
+    "IN_BROWSER",
     # peer
     "Peer",
     "PeerState",

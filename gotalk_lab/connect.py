@@ -19,11 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE
+from . import edition
+from .edition import require_network
 from .errors import CertificateError
 from .handlers import Handlers
 from .peer import Peer
 from .transports.pipe import pipe_transports
 from .transports.base import format_address
+from .transports.browser import open_browser_websocket
 from .transports.tcp import open_tcp, open_unix, serve_tcp, serve_unix
 from .transports.websocket import DEFAULT_PATH, open_websocket, serve_websocket
 
@@ -161,13 +164,19 @@ async def connect(
     ``ssl``: for tls:// and wss://, the context that verifies the server (default:
     the system's trusted CAs; ``tls_client_context`` makes one for a test CA). A
     certificate that fails raises ``CertificateError``. Other keyword options go to ``Peer``.
+    In the browser edition only ws:// and wss:// work, through the browser's own
+    WebSocket (which sends the page's Origin and verifies wss:// itself).
     """
     where = parse_address(address)
-    context = _tls_for(where, ssl, client=True)
+    if where.scheme not in ("ws", "wss"):
+        require_network(f"gl.connect({address!r})")
+    context = None if edition.IN_BROWSER else _tls_for(where, ssl, client=True)
     options.setdefault("name", where.url)
     peer = Peer(handlers, **options)
     try:
-        if where.scheme in ("ws", "wss"):
+        if edition.IN_BROWSER:
+            transport = await open_browser_websocket(where.url)
+        elif where.scheme in ("ws", "wss"):
             transport = await open_websocket(where.url, origin=origin, max_message_size=peer.max_payload_size + 64, ssl=context)
         elif where.scheme == "unix":
             transport = await open_unix(where.path)
@@ -220,6 +229,7 @@ class Server:
 
         tls:// and wss:// need ``ssl``, a server context (``tls_server_context``).
         """
+        require_network(f"gl.serve({address!r})")
         where = parse_address(address)
         ssl = _tls_for(where, ssl, client=False)
         if where.scheme == "unix":

@@ -144,3 +144,11 @@ class CertificateError(GotalkError, ConnectionError):
 def error_text(error: BaseException) -> bytes:
     """What an ErrorResult says about ``error``: its message, else its class name."""
     return (str(error) or type(error).__name__).encode("utf-8", "replace")
+
+
+class BrowserEditionError(GotalkError, RuntimeError):
+    """What a browser page cannot do: open a socket, listen, start a program.
+
+    Raised by ``edition.require_network`` before anything is tried, so the message is
+    the first and only thing the caller sees, not an error from deep in asyncio.
+    """

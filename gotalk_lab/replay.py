@@ -19,6 +19,7 @@ from typing import Any
 
 from .connect import certificate_error, parse_address
 from .decoder import Decoder
+from .edition import require_network
 from .errors import ProtocolViolation
 from .trace import IN, OUT, Trace
 from .wire import Heartbeat, Message, ProtocolVersion, encode
@@ -158,6 +159,7 @@ async def replay(
 
     A ``tls://`` target is verified with ``ssl`` (default: the system's trusted CAs).
     """
+    require_network(f"gl.replay(..., {target!r})")
     recorded_trace = _load(trace)
     events = list(recorded_trace.events)
     outgoing = [event for event in events if event.direction == OUT and event.action != "dropped"]

@@ -3,20 +3,23 @@
 ``peer.sync.request(...)`` blocks until the answer. Inside a notebook (or any
 code already running on the peer's event loop) it re-enters that loop with
 nest-asyncio2; from other threads it hands the work to the loop's thread; with no
-loop running it runs the loop until done. ``pipe``/``connect``/``serve`` here
-make peers for scripts: they live on a background loop thread so that they keep
-answering between calls. No protocol logic lives here.
+loop running it runs the loop until done. In the browser edition (Pyodide), where
+nest-asyncio cannot patch the page's loop, ``pyodide.ffi.run_sync`` does the waiting.
+``pipe``/``connect``/``serve`` here make peers for scripts: they live on a background
+loop thread so that they keep answering between calls. No protocol logic lives here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib
 import threading
 import warnings
 from typing import Any, Awaitable, TypeVar
 
 from .checker import check as async_check
+from . import edition
 from .peer import PEER_TIMEOUT, register_view
 
 T = TypeVar("T")
@@ -67,6 +70,8 @@ def run(awaitable: Awaitable[T], loop: asyncio.AbstractEventLoop | None = None, 
     if timeout is not None:
         awaitable = asyncio.wait_for(awaitable, timeout)
     if loop is running:
+        if edition.IN_BROWSER:
+            return _run_in_browser(awaitable)
         # A notebook cell runs inside the kernel's loop: re-enter it.
         _allow_nesting(loop)
         return loop.run_until_complete(awaitable)
@@ -77,6 +82,22 @@ def run(awaitable: Awaitable[T], loop: asyncio.AbstractEventLoop | None = None, 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+def _run_in_browser(awaitable: Awaitable[T]) -> T:
+    """The browser edition's blocking call: Pyodide runs the coroutine to its end on the page's loop.
+
+    nest-asyncio cannot patch Pyodide's loop; instead ``pyodide.ffi.run_sync`` pauses
+    this Python code until the coroutine is done, which needs the browser's
+    JavaScript Promise Integration (``can_run_sync()``). Without it, say so.
+    """
+    ffi = importlib.import_module("pyodide.ffi")
+    if not ffi.can_run_sync():
+        raise RuntimeError(
+            "a blocking call (peer.sync..., gl.check.sync, gl.tap.sync) cannot wait in this browser: "
+            "it cannot pause Python here; write `await` instead, as in `await peer.request(...)`"
+        )
+    return ffi.run_sync(_as_coroutine(awaitable))
 
 
 def background_loop() -> asyncio.AbstractEventLoop:

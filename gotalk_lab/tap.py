@@ -31,6 +31,7 @@ from typing import Callable
 
 from .connect import Address, certificate_error, parse_address
 from .decoder import DEFAULT_MAX_PAYLOAD_SIZE, Decoder, Frame
+from .edition import require_network
 from .errors import ProtocolViolation
 from .findings import Finding, Undecodable, findings
 from .intercept import HeldFrame, Rule
@@ -395,6 +396,7 @@ class Tap:
         Returns ``address``: what ``connect`` takes to reach the tap (a bare
         ``HOST:PORT`` for plain TCP, else the URL).
         """
+        require_network("a tap (gl.tap, Tap.listen)")
         self._loop = asyncio.get_running_loop()
         where = Address("tcp", host, port) if port is not None else _stream_address(host, "listening address")
         if where.scheme == "tls" and ssl is None:

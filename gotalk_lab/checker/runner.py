@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..edition import require_network
 from . import cases_more  # noqa: F401  (registers sections 6-9)
 from .cases import CASES
 from .model import FAIL, SKIP, Case, Context, Outcome
@@ -51,6 +52,7 @@ async def run_check(
     """Check the server at ``url``; raises ``TargetError`` when it cannot be reached at all."""
     if not timeout or timeout <= 0:
         raise CheckUsageError(f"the timeout must be a positive number of seconds, not {timeout!r}")
+    require_network(f"gl.check({url!r})")
     target = parse_target(url, ssl)
     chosen = select_cases(cases)
     await _reachable(target, timeout)
