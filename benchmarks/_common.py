@@ -146,7 +146,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def ratio_of(ours: float, base: float) -> float:
+    """ours / base; NaN (printed "nan", never a verdict) when the baseline measured nothing,
+    as a run of a tenth of a second can on a machine busy with other work."""
+    return ours / base if base else float("nan")
+
+
 def verdict(ratio: float, target: float | None) -> str:
+    if ratio != ratio:  # NaN
+        return "(the baseline measured nothing: run it again on a quieter machine)"
     if target is None:
         return "(no target)"
     return f"target >= {target:.2f}  {'meets' if ratio >= target else 'MISSES'}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import KIB, alternate, baseline_server, median, print_summary, run_load
+from _common import KIB, alternate, baseline_server, median, print_summary, ratio_of, run_load
 
 PAYLOADS = (16, 4 * KIB)
 
@@ -58,8 +58,8 @@ def main() -> None:
                 print(f"    baseline: futures + Protocol      {base:12,.0f} requests/s")
                 for name, title in (("peer", "Peer, trace off"), ("peer traced", "Peer, trace on")):
                     ours = median(figures[name])
-                    print(f"    {title:33} {ours:12,.0f} requests/s  ratio {ours / base:.2f}")
-                    summary.append((f"client {label}, {title.lower()}", ours / base, None))
+                    print(f"    {title:33} {ours:12,.0f} requests/s  ratio {ratio_of(ours, base):.2f}")
+                    summary.append((f"client {label}, {title.lower()}", ratio_of(ours, base), None))
     print_summary(summary)
 
 

@@ -17,7 +17,7 @@ import gc
 import time
 
 import gotalk_lab as gl
-from _common import KIB, median, print_summary
+from _common import KIB, median, print_summary, ratio_of
 
 PAYLOADS = (16, 4 * KIB)
 
@@ -156,8 +156,8 @@ async def main(runs: int, warmup: float, seconds: float) -> None:
             print(f"    baseline (futures over a minimal pipe) {base:12,.0f} requests/s")
             for name, title in (("off", "gl.pipe(), trace off"), ("on", "gl.pipe(), trace on")):
                 ours = median(figures[name])
-                print(f"    {title:38} {ours:12,.0f} requests/s  ratio {ours / base:.2f}")
-                summary.append((f"pipe {label}, {title[11:]}", ours / base, None))
+                print(f"    {title:38} {ours:12,.0f} requests/s  ratio {ratio_of(ours, base):.2f}")
+                summary.append((f"pipe {label}, {title[11:]}", ratio_of(ours, base), None))
     print_summary(summary)
 
 

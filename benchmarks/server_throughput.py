@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import KIB, alternate, baseline_server, gotalk_lab_serve, median, print_summary, run_load
+from _common import KIB, alternate, baseline_server, gotalk_lab_serve, median, print_summary, ratio_of, run_load
 
 TARGETS = {1: 0.8, 64: 0.65}
 PAYLOADS = (16, 4 * KIB)
@@ -54,7 +54,7 @@ def main() -> None:
 
                 figures = alternate(runs, {"baseline": load("baseline", baseline), "peer": load("peer", peer)}, progress=label)
                 base, ours = median(figures["baseline"]), median(figures["peer"])
-                ratio = ours / base
+                ratio = ratio_of(ours, base)
                 print(f"    baseline asyncio.Protocol echo {base:12,.0f} requests/s (best {max(figures['baseline']):,.0f})"
                       f"  {median(cpu['baseline']):5.2f} us server CPU per request")
                 print(f"    gotalk-lab serve               {ours:12,.0f} requests/s (best {max(figures['peer']):,.0f})"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import MIB, alternate, baseline_server, gotalk_lab_serve, median, print_summary, reset_peak_rss, rss_bytes, run_load
+from _common import MIB, alternate, baseline_server, gotalk_lab_serve, median, print_summary, ratio_of, reset_peak_rss, rss_bytes, run_load
 
 RSS_TARGET = 64 * MIB
 PART = 64 * 1024
@@ -70,7 +70,7 @@ def main() -> None:
         print(f"    {title:36} {rate:13}  peak RSS +{extra / MIB:6.1f} MiB{verdict}")
     summary = []
     for name, title in (("peer", "gotalk-lab serve"), ("peer client", "Peer client -> gotalk-lab serve")):
-        ratio = median(figures[name]) / base
+        ratio = ratio_of(median(figures[name]), base)
         print(f"    {title} throughput ratio to the baseline: {ratio:.2f}")
         summary.append((f"streams {title} MB/s", ratio, None))
     print_summary(summary)

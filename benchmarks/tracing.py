@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import PYTHON, HERE, ServerProcess, alternate, baseline_server, median, print_summary, run_load
+from _common import PYTHON, HERE, ServerProcess, alternate, baseline_server, median, print_summary, ratio_of, run_load
 
 TARGET = 0.7
 PAYLOAD = 16
@@ -58,8 +58,8 @@ def main() -> None:
             for name, title in (("on", "trace on"), ("timeline", "trace on + Timeline model")):
                 ours = median(figures[name])
                 print(f"    {title:28} {ours:12,.0f} requests/s  {median(cpu[name]):6.2f} us server CPU per request"
-                      f"  ratio {ours / base:.2f}")
-                summary.append((f"server {label}, {title}", ours / base, TARGET if name == "on" else None))
+                      f"  ratio {ratio_of(ours, base):.2f}")
+                summary.append((f"server {label}, {title}", ratio_of(ours, base), TARGET if name == "on" else None))
     with baseline_server() as server:
         for in_flight in (1, 64):
             label = f"{in_flight} in flight, {PAYLOAD} B"
@@ -73,8 +73,8 @@ def main() -> None:
             figures = alternate(runs, {"off": client("off"), "on": client("on")}, progress=label)
             base, ours = median(figures["off"]), median(figures["on"])
             print(f"    trace off                    {base:12,.0f} requests/s")
-            print(f"    trace on                     {ours:12,.0f} requests/s  ratio {ours / base:.2f}")
-            summary.append((f"client {label}, trace on", ours / base, TARGET))
+            print(f"    trace on                     {ours:12,.0f} requests/s  ratio {ratio_of(ours, base):.2f}")
+            summary.append((f"client {label}, trace on", ratio_of(ours, base), TARGET))
     print_summary(summary)
 
 

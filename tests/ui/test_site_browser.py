@@ -45,12 +45,12 @@ TUTORIALS = sorted(path.name for path in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb") if
 #: kernel (nbclient counts the same), but 09-11, whose views are in cells that need a
 #: network. A count that changes means a tutorial changed: update it here.
 WIDGET_VIEWS = {
-    "01-wire-format.ipynb": 4,
+    "01-wire-format.ipynb": 5,
     "02-first-conversation.ipynb": 2,
-    "03-multiplexing.ipynb": 1,
-    "04-streaming.ipynb": 1,
-    "05-faults.ipynb": 2,
-    "06-notifications-heartbeats.ipynb": 2,
+    "03-multiplexing.ipynb": 2,
+    "04-streaming.ipynb": 2,
+    "05-faults.ipynb": 4,
+    "06-notifications-heartbeats.ipynb": 3,
     "08-classroom-demo.ipynb": 1,
     "09-conformance-check.ipynb": 0,
     "10-captures.ipynb": 0,
