@@ -16,8 +16,9 @@ from html import escape
 from typing import Any, Iterable
 
 from .annotate import AnnotatedMessage, Annotation, Field, annotate, annotate_frame, annotate_stream, show_bytes
+from .decoder import LAYOUTS
 from .palette import FIELD_COLOURS, FIELD_INK, TEXT, UNKNOWN_FIELD_COLOUR
-from .wire import Message
+from .wire import VERSION_BYTES, Message
 
 # FIELD_COLOURS is imported from the palette for the callers that read it here.
 
@@ -262,21 +263,21 @@ FIELD_MAP_EXAMPLES: tuple[tuple[bytes, str, str], ...] = (
     (b"h00015f5e1000", "heartbeat", "load and Unix time"),
     (b"f00000002", "protocol error", "then the sender closes"),
 )
-#: Field name -> the words under its box: what it is, and how it is written.
-_FIELD_WORDS = {
-    "version": ("version", "2 hex"),
-    "type": ("type", "1"),
-    "request_id": ("request ID", "4 raw"),
-    "name_size": ("name size", "3 hex"),
-    "operation": ("operation", "name-size bytes"),
-    "name": ("name", "name-size bytes"),
-    "payload_size": ("payload size", "8 hex"),
-    "payload": ("payload", "payload-size bytes"),
-    "wait": ("wait ms", "8 hex"),
-    "load": ("load", "4 hex"),
-    "time": ("Unix time", "8 hex"),
-    "code": ("code", "8 hex"),
-}
+#: Field name -> the word under its box; how it is written comes from ``decoder.LAYOUTS``.
+_FIELD_LABELS = {"request_id": "request ID", "name_size": "name size", "payload_size": "payload size", "wait": "wait ms", "time": "Unix time"}
+#: How each kind of field in ``LAYOUTS`` is written, given its width.
+_HOW_WRITTEN = {"type": "{}", "id": "{} raw", "hex": "{} hex"}
+
+
+def _field_words(field: Field, type_byte: bytes) -> tuple[str, str]:
+    """The two lines under a field's box: its name, and its width and how it is written."""
+    label = _FIELD_LABELS.get(field.name, field.name)
+    if field.name == "version":
+        return label, f"{len(VERSION_BYTES)} hex"
+    if field.name == "payload":
+        return label, "payload-size bytes"
+    _name, size, kind = next(spec for spec in LAYOUTS[type_byte] if spec[0] == field.name)
+    return label, "name-size bytes" if kind == "name" else _HOW_WRITTEN[kind].format(size)
 _MAP_CHAR = 9.0  # px per character of the example bytes
 _MAP_LABEL_CHAR = 6.4  # px per character of the small words under a box
 _MAP_ROW = 54
@@ -298,9 +299,9 @@ class FieldMap:
 
     def __repr__(self) -> str:
         lines = []
-        for _raw, kind, note, fields in self.rows():
+        for raw, kind, note, fields in self.rows():
             boxes = " ".join(f.raw.decode("ascii") for f in fields)
-            names = ", ".join(": ".join(_FIELD_WORDS.get(f.name, (f.name, ""))) for f in fields)
+            names = ", ".join(": ".join(_field_words(f, raw[:1])) for f in fields)
             lines.append(f"{boxes:34} {kind}{f' ({note})' if note else ''}: {names}")
         return "\n".join(lines)
 
@@ -316,14 +317,14 @@ class FieldMap:
             'or raw (the bytes as they are);</text>',
             '<text x="12" y="54" font-size="11" fill="#3d3d3d">a name or a payload is as many bytes as its size field says</text>',
         ]
-        for row, (_raw, kind, note, fields) in enumerate(rows):
+        for row, (raw, kind, note, fields) in enumerate(rows):
             top = 66 + row * _MAP_ROW
             out.append(f'<text x="12" y="{top + 14}" font-size="12" font-weight="bold" fill="#1f1f1f">{escape(kind)}</text>')
             out.append(f'<text x="12" y="{top + 29}" font-size="11" fill="#3d3d3d">{escape(note)}</text>')
             x = float(_MAP_LEFT)
             for field in fields:
                 text = field.raw.decode("ascii")
-                label, how = _FIELD_WORDS.get(field.name, (field.name, ""))
+                label, how = _field_words(field, raw[:1])
                 box = max(len(text) * _MAP_CHAR, max(len(label), len(how)) * _MAP_LABEL_CHAR) + 8
                 out.append(
                     f'<rect x="{x:.1f}" y="{top + 2}" width="{box:.1f}" height="22" rx="3" fill="{_colour(field.name)}" stroke="#5f5f5f" stroke-width="0.6"/>'

@@ -25,6 +25,19 @@ from .timeline import Timeline, with_html_fallback
 TABLE_MIN_WIDTH = "720px"
 
 
+def view_and_table(frame_view: FrameView, field_table: FieldTable) -> widgets.HBox:
+    """A frame view and its field table on one line, the table wrapping below when it does not fit.
+
+    The view is as wide as its dump (min-content: the legend and payload wrap under it);
+    the table takes the rest of the line when that leaves it the width its columns need,
+    and wraps below the view otherwise. Squeezed side by side, both would scroll sideways
+    and hide the ASCII column and the meanings.
+    """
+    frame_view.layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
+    field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
+    return widgets.HBox([frame_view, field_table], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))
+
+
 class Dashboard(widgets.VBox):
     """The timeline of ``trace`` over a frame view and field table that follow its clicks.
 
@@ -53,16 +66,8 @@ class Dashboard(widgets.VBox):
         self.field_table = FieldTable(self.frame_view)
         self.field_table.empty_text = "click an arrow in the timeline: that frame's fields show here"
         self.timeline = Timeline(trace, title=title, lanes=lanes, frame_view=self.frame_view, **options)
-        # The view is as wide as its dump (min-content: the legend and payload wrap under
-        # it); the table takes the rest of the line when that leaves it the width its
-        # columns need, and wraps below the view otherwise. Squeezed side by side, both
-        # would scroll sideways and hide the ASCII column and the meanings.
-        self.frame_view.layout = self._frame_view_layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
-        self.field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
-        self._below = widgets.HBox(
-            [self.frame_view, self.field_table],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
-        )
+        self._below = view_and_table(self.frame_view, self.field_table)
+        self._frame_view_layout = self.frame_view.layout
         self._beside = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))
         super().__init__(layout=widgets.Layout(width="100%"))
         self._projector = False

@@ -17,7 +17,7 @@ import ipywidgets as widgets
 
 from ..malformed import Case, answer_words, hint, reading
 from ..palette import TEXT
-from .dashboard import TABLE_MIN_WIDTH
+from .dashboard import view_and_table
 from .frames import FieldTable, FrameView
 
 
@@ -35,8 +35,6 @@ class MalformedLab(widgets.VBox):
         self.what = widgets.HTML()
         self.frame_view = FrameView()
         self.field_table = FieldTable(self.frame_view)
-        self.frame_view.layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
-        self.field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
         self.received = widgets.IntSlider(
             value=0, min=0, max=1, description="bytes read", continuous_update=True,
             layout=widgets.Layout(width="calc(100% - 4px)"), style={"description_width": "initial"},
@@ -47,7 +45,7 @@ class MalformedLab(widgets.VBox):
         self.received.observe(lambda change: self._read(change["new"]), "value")
         super().__init__([
             self.picker, self.what,
-            widgets.HBox([self.frame_view, self.field_table], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
+            view_and_table(self.frame_view, self.field_table),
             widgets.HTML("<b>The receiver, byte by byte</b> (move the slider: it reads the stream up to there)"),
             self.received, self.state, self.answers,
         ], layout=widgets.Layout(width="100%"))

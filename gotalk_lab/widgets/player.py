@@ -26,7 +26,7 @@ from ..exercises import Verdict
 from ..html import trace_html
 from ..palette import type_style
 from ..trace import OUT, Trace
-from .dashboard import TABLE_MIN_WIDTH
+from .dashboard import view_and_table
 from .frames import FieldTable, FrameView, badge_letters
 from .timeline import Timeline, frame_label, type_of, with_html_fallback
 
@@ -176,13 +176,7 @@ class Player(widgets.VBox):
              self.buttons["last"], self.slider, self.speed],
             layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
         )
-        frames = widgets.HBox(
-            [self.frame_view, self.field_table],
-            layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"),
-        )
-        # As on a dashboard: the view as wide as its dump, the table beside it where it fits, else below.
-        self.frame_view.layout = widgets.Layout(flex="0 1 auto", width="min-content", max_width="100%", margin="0 12px 0 0")
-        self.field_table.layout = widgets.Layout(flex=f"1 1 {TABLE_MIN_WIDTH}", min_width="0")
+        frames = view_and_table(self.frame_view, self.field_table)
         super().__init__([controls, self.position, self.question_panel, self.timeline, frames], layout=widgets.Layout(width="100%"))
         self.slider.observe(self._on_slider, "value")
         self.timeline.observe(self._on_timeline_click, "selected")
