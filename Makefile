@@ -11,7 +11,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_PORT ?= 8888
 LAB_IP   ?= 127.0.0.1
 
-.PHONY: install test lab site bench fuzz browser capture-tools clean
+.PHONY: install test lab site bench fuzz browser capture-tools bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,10 +53,20 @@ capture-tools:
 	  else echo "warning: tshark or tcpdump missing; run 'sudo apt-get install tshark tcpdump' for the capture tests"; fi; \
 	fi
 
+# Debian's valgrind counts the instructions of benchmarks/instructions.py (its smoke
+# run is part of the tests).
+bench-tools:
+	@if ! command -v valgrind >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null) \
+	      || echo "warning: could not install valgrind; benchmarks/instructions.py will say so"; \
+	  else echo "warning: valgrind missing; run 'sudo apt-get install valgrind' for benchmarks/instructions.py"; fi; \
+	fi
+
 # The layers (import-linter contracts in pyproject.toml) and the types of the
 # core (mypy --strict, [tool.mypy]) are checked before the tests run. site/ is
 # built first for tests/ui/test_site_browser.py, which runs it in Chromium.
-test: install browser capture-tools site
+test: install browser capture-tools bench-tools site
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -75,7 +85,7 @@ site:
 
 # Benchmarks print figures and ratios against baselines measured in the same run
 # (benchmarks/README.md); they are not tests. BENCH_ARGS=--quick for a short run.
-bench: install
+bench: install bench-tools
 	$(BIN)/python benchmarks/server_throughput.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/client_throughput.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/pipe_throughput.py $(BENCH_ARGS)
@@ -84,6 +94,8 @@ bench: install
 	$(BIN)/python benchmarks/codec.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/timeline.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/carriers.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/trace_memory.py $(if $(findstring --quick,$(BENCH_ARGS)),--quick)
+	$(BIN)/python benchmarks/instructions.py $(if $(findstring --quick,$(BENCH_ARGS)),--quick)
 
 # The long fuzz run of the codec (benchmarks/fuzz.py): a million inputs by default,
 # coverage-guided by atheris when it installs, else hypothesis. FUZZ_ARGS=--runs N.

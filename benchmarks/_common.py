@@ -98,8 +98,16 @@ def baseline_server() -> ServerProcess:
     return ServerProcess("baseline", [PYTHON, str(HERE / "baseline_server.py")])
 
 
-def gotalk_lab_serve() -> ServerProcess:
-    return ServerProcess("gotalk-lab serve", [*gotalk_lab_command(), "serve", "--tcp", "127.0.0.1:0"])
+def gotalk_lab_serve(loop: str = "asyncio") -> ServerProcess:
+    """``gotalk-lab serve`` on asyncio's own loop (what every target is set for), or on ``loop``."""
+    return ServerProcess(f"gotalk-lab serve ({loop})", [*gotalk_lab_command(), "serve", "--tcp", "127.0.0.1:0", "--loop", loop])
+
+
+def has_uvloop() -> bool:
+    """Whether uvloop is installed here (``pip install 'gotalk-lab[fast]'``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
 
 
 def run_load(mode: str, server: ServerProcess, **options) -> dict:

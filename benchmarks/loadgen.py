@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import threading
 import time
@@ -275,13 +276,22 @@ async def workers_load(request, args) -> dict:
 
     workers = [asyncio.create_task(worker()) for _ in range(args.in_flight)]
     await asyncio.sleep(args.warmup)
-    first = (count, clock())
+    first = (count, clock(), cpu_time())
     await asyncio.sleep(args.seconds)
-    last = (count, clock())
+    last = (count, clock(), cpu_time())
     running = False
     await asyncio.gather(*workers)
     done, seconds = last[0] - first[0], last[1] - first[1]
-    return {"rate": done / seconds, "requests": done, "seconds": seconds}
+    # CPU per request (user + system) does not count the time an idle core takes to wake
+    # for the next answer: the steadier figure with one request in flight.
+    cpu_us = (last[2] - first[2]) / done * 1e6 if done else float("nan")
+    return {"rate": done / seconds, "requests": done, "seconds": seconds, "client_cpu_us": cpu_us}
+
+
+def cpu_time() -> float:
+    """CPU seconds this process has used, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def futures_load(args) -> dict:

@@ -11,6 +11,8 @@ each figure is the median of its runs. Targets: >= 0.65x the baseline at 64 in
 flight, >= 0.8x at 1. Also printed: each server's CPU time per request (from
 /proc), steadier than throughput when other work shares the machine, and
 lower than throughput suggests when the generator cannot keep the baseline busy.
+``serve`` runs on asyncio's own loop (the targets are for it); where uvloop is
+installed, ``serve --loop uvloop`` is measured in the same rounds too (no target).
 Run ``python benchmarks/server_throughput.py`` (``--quick`` for a short run).
 """
 
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 
-from _common import KIB, alternate, baseline_server, gotalk_lab_serve, median, print_summary, ratio_of, run_load
+import contextlib
+
+from _common import KIB, alternate, baseline_server, gotalk_lab_serve, has_uvloop, median, print_summary, ratio_of, run_load
 
 TARGETS = {1: 0.8, 64: 0.65}
 PAYLOADS = (16, 4 * KIB)
@@ -34,13 +38,16 @@ def main() -> None:
     seconds = args.seconds or (0.5 if args.quick else 2.0)
     warmup = 0.2 if args.quick else 0.5
     summary = []
-    with baseline_server() as baseline, gotalk_lab_serve() as peer:
+    with contextlib.ExitStack() as servers:
+        baseline = servers.enter_context(baseline_server())
+        peer = servers.enter_context(gotalk_lab_serve())
+        fast = servers.enter_context(gotalk_lab_serve("uvloop")) if has_uvloop() else None
         for in_flight in (1, 64):
             for payload in PAYLOADS:
                 label = f"{in_flight} in flight, {payload} B"
                 print(f"server, {label}: {runs} runs of {seconds:g} s each, alternated", flush=True)
 
-                cpu: dict[str, list[float]] = {"baseline": [], "peer": []}
+                cpu: dict[str, list[float]] = {"baseline": [], "peer": [], "uvloop": []}
 
                 def load(name, server):
                     def run() -> float:
@@ -52,13 +59,21 @@ def main() -> None:
 
                     return run
 
-                figures = alternate(runs, {"baseline": load("baseline", baseline), "peer": load("peer", peer)}, progress=label)
+                contenders = {"baseline": load("baseline", baseline), "peer": load("peer", peer)}
+                if fast is not None:
+                    contenders["uvloop"] = load("uvloop", fast)
+                figures = alternate(runs, contenders, progress=label)
                 base, ours = median(figures["baseline"]), median(figures["peer"])
                 ratio = ratio_of(ours, base)
                 print(f"    baseline asyncio.Protocol echo {base:12,.0f} requests/s (best {max(figures['baseline']):,.0f})"
                       f"  {median(cpu['baseline']):5.2f} us server CPU per request")
                 print(f"    gotalk-lab serve               {ours:12,.0f} requests/s (best {max(figures['peer']):,.0f})"
                       f"  {median(cpu['peer']):5.2f} us server CPU per request")
+                if fast is not None:
+                    quick = median(figures["uvloop"])
+                    print(f"    serve --loop uvloop            {quick:12,.0f} requests/s (best {max(figures['uvloop']):,.0f})"
+                          f"  {median(cpu['uvloop']):5.2f} us server CPU per request; ratio to the baseline {ratio_of(quick, base):.2f}")
+                    summary.append((f"server {label}, uvloop", ratio_of(quick, base), None))
                 print(f"    ratio {ratio:.2f} (target >= {TARGETS[in_flight]:.2f});"
                       f" CPU per request, baseline / peer: {median(cpu['baseline']) / median(cpu['peer']):.2f}", flush=True)
                 summary.append((f"server {label}", ratio, TARGETS[in_flight]))

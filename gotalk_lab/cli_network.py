@@ -75,6 +75,33 @@ def _tls_client(args: argparse.Namespace, command: str) -> ssl.SSLContext | None
         raise SystemExit(2) from None
 
 
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def _add_loop_option(parser) -> None:
+    parser.add_argument(
+        "--loop", choices=LOOPS, default="auto",
+        help="the event loop: uvloop where it is installed (pip install 'gotalk-lab[fast]'), else asyncio's own "
+        "(default auto); asyncio chooses the standard loop even where uvloop is installed",
+    )  # fmt: skip
+
+
+def _run(coroutine, args: argparse.Namespace):
+    """Run a command's coroutine on the event loop ``--loop`` names."""
+    choice = getattr(args, "loop", "asyncio")
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                coroutine.close()
+                _print("gotalk-lab: --loop uvloop: uvloop is not installed (pip install 'gotalk-lab[fast]')", file=sys.stderr)
+                raise SystemExit(2) from None
+        else:
+            return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
+
+
 def add_parsers(commands) -> None:
     serve_parser = commands.add_parser(
         "serve",
@@ -103,6 +130,7 @@ def add_parsers(commands) -> None:
         "--allow-origin", action="append", default=[], metavar="ORIGIN",
         help="also accept WebSocket connections from pages at ORIGIN (default: loopback origins only); repeatable",
     )
+    _add_loop_option(serve_parser)
     serve_parser.set_defaults(run=cmd_serve)
 
     request_parser = commands.add_parser(
@@ -120,6 +148,7 @@ def add_parsers(commands) -> None:
     request_parser.add_argument("--stream", nargs="+", metavar="PART", help="send a stream request with these parts (PAYLOAD, if any, goes first); print each result part on its own line")
     request_parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)")
     _add_tls_client_options(request_parser, "the server")
+    _add_loop_option(request_parser)
     request_parser.set_defaults(run=cmd_request)
 
     tap_parser = commands.add_parser(
@@ -143,6 +172,7 @@ def add_parsers(commands) -> None:
     tap_parser.add_argument("--drop", action="append", default=[], type=_rule("drop"), metavar="RULE", help="never send frames matching RULE; repeatable")
     tap_parser.add_argument("--delay", action="append", default=[], type=_rule("delay"), metavar="MS:RULE", help="send frames matching RULE MS milliseconds late (later frames may overtake them); repeatable")
     tap_parser.add_argument("--rewrite", action="append", default=[], type=_rule("rewrite"), metavar="RULE=BYTES", help="send BYTES, as given, instead of frames matching RULE; repeatable")
+    _add_loop_option(tap_parser)
     tap_parser.set_defaults(run=cmd_tap)
 
     replay_parser = commands.add_parser(
@@ -157,6 +187,7 @@ def add_parsers(commands) -> None:
     _add_tls_client_options(replay_parser, "the target")
     replay_parser.add_argument("--timing", action="store_true", help="keep the recorded timing between frames")
     replay_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_loop_option(replay_parser)
     replay_parser.set_defaults(run=cmd_replay)
 
 
@@ -299,7 +330,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.tls and args.tcp is None and args.ws is None:
         _print("gotalk-lab serve: --tls applies to --tcp and --ws; give one of them", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(args, _tls_server(args, "serve")))
+    return _run(_serve(args, _tls_server(args, "serve")), args)
 
 
 async def _serve(args: argparse.Namespace, tls: ssl.SSLContext | None = None) -> int:
@@ -366,7 +397,7 @@ def cmd_request(args: argparse.Namespace) -> int:
             _print(f"gotalk-lab request: PAYLOAD is not JSON: {error}", file=sys.stderr)
             return 2
     try:
-        return asyncio.run(asyncio.wait_for(_request(args, payload), args.timeout))
+        return _run(asyncio.wait_for(_request(args, payload), args.timeout), args)
     except asyncio.TimeoutError:
         _print(f"gotalk-lab request: no answer within {args.timeout:g} s", file=sys.stderr)
         return 1
@@ -428,7 +459,7 @@ def _write_result(payload: bytes, as_json: bool) -> None:
 
 
 def cmd_tap(args: argparse.Namespace) -> int:
-    return asyncio.run(_tap(args))
+    return _run(_tap(args), args)
 
 
 async def _tap(args: argparse.Namespace) -> int:
@@ -506,7 +537,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         where = parse_address(args.target)
         tls = _tls_client(args, "replay") if where.scheme in TLS_SCHEMES else None
-        report = asyncio.run(replay(args.file, args.target, timing=args.timing, ssl=tls))
+        report = _run(replay(args.file, args.target, timing=args.timing, ssl=tls), args)
     except (OSError, ValueError) as error:
         _print(f"gotalk-lab replay: {error}", file=sys.stderr)
         return 2

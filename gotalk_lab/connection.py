@@ -120,7 +120,10 @@ def unknown_operation_text(name: str) -> bytes:
 class OutgoingRequest:
     """A request of ours in the table: what it asked and how far it has got."""
 
-    __slots__ = ("request_id", "operation", "stream", "state", "message", "attempts", "parts", "unanswered", "ended", "owner")
+    __slots__ = (
+        "request_id", "operation", "stream", "state", "message", "attempts", "parts", "unanswered", "ended", "owner",
+        "deadline", "timeout",
+    )  # fmt: skip
 
     def __init__(self, request_id: bytes, operation: str, stream: bool, message: Message | None, owner: Any) -> None:
         self.request_id = request_id
@@ -134,6 +137,10 @@ class OutgoingRequest:
         self.unanswered: list[bytes] | None = [] if stream else None
         self.ended = False  #: a stream request whose end (or empty first part) is written
         self.owner = owner  #: whatever the caller keeps with the request (a future, a stream handle)
+        #: When the caller stops waiting, on the caller's clock, and after how many
+        #: seconds (None: never). The connection keeps them for the caller; it has no clock.
+        self.deadline: float | None = None
+        self.timeout: float | None = None
 
     def move_to(self, state: RequestState) -> None:
         if state not in REQUEST_TRANSITIONS[self.state]:
@@ -427,6 +434,19 @@ class Connection:
 
     def new_request_id(self) -> bytes:
         """The next free request ID (never one still in the table)."""
+        # Almost always the next number is free: tried once here, searched for below.
+        counter = self.next_id
+        if self.request_ids == "binary":
+            request_id = counter.to_bytes(4, "little")
+        else:
+            text = counter % 36**4
+            request_id = ID_PAIRS[text // 36**2] + ID_PAIRS[text % 36**2]
+        if request_id not in self.requests and request_id not in self.unended_streams:
+            self.next_id = (counter + 1) & 0xFFFFFFFF
+            return request_id
+        return self._search_request_id()
+
+    def _search_request_id(self) -> bytes:
         for _ in range(0x10000):
             counter = self.next_id
             self.next_id = (counter + 1) & 0xFFFFFFFF
@@ -439,14 +459,34 @@ class Connection:
                 return request_id
         raise LocalProtocolError("no free request ID: too many requests in flight")
 
-    def request(self, operation: str, payload: bytes = b"", owner: Any = None) -> SingleRequest:
-        """A single request, entered in the table under a new ID."""
+    def request(
+        self, operation: str, payload: bytes = b"", owner: Any = None, deadline: float | None = None, timeout: float | None = None
+    ) -> SingleRequest:
+        """A single request, entered in the table under a new ID (with the caller's ``deadline``, if any)."""
         if self.state is _CLOSED:
             self.check_open()
         request_id = self.new_request_id()
         message = SingleRequest(request_id, operation, payload)
-        self.requests[request_id] = OutgoingRequest(request_id, operation, False, message, owner)
+        request = self.requests[request_id] = OutgoingRequest(request_id, operation, False, message, owner)
+        if deadline is not None:
+            request.deadline, request.timeout = deadline, timeout
         return message
+
+    def overdue(self, now: float) -> tuple[list[OutgoingRequest], float | None]:
+        """The requests whose deadline is at or before ``now`` (taken out of the table), and the soonest deadline left."""
+        due: list[OutgoingRequest] = []
+        soonest: float | None = None
+        for request in self.requests.values():
+            deadline = request.deadline
+            if deadline is None:
+                continue
+            if deadline <= now:
+                due.append(request)
+            elif soonest is None or deadline < soonest:
+                soonest = deadline
+        for request in due:
+            self.forget(request.request_id)
+        return due, soonest
 
     def open_stream(self, operation: str, owner: Any = None) -> OutgoingRequest:
         """A stream request, entered in the table; nothing is written until its first part."""

@@ -179,6 +179,7 @@ class Peer:
         self.last_heartbeat_at: float | None = None
         self._heartbeat_listeners: list[Callable[..., Any]] = []
         self._loop = asyncio.get_running_loop()
+        self._time = self._loop.time  # the loop's clock, read per request with a timeout
         self._transport: Transport | None = None
         self.handshake: asyncio.Future = self._loop.create_future()
         self._closed: asyncio.Future = self._loop.create_future()
@@ -187,8 +188,8 @@ class Peer:
         # Timers by purpose: "read", "heartbeat", or the request ID of a retry. One
         # each, replaced when rescheduled, so a long-lived connection piles none up.
         self._timers: dict[object, asyncio.TimerHandle] = {}
-        # Our single requests that wait with a timeout: ID -> (deadline on the loop's clock, future, operation, seconds).
-        self._deadlines: dict[bytes, tuple[float, asyncio.Future, str, float]] = {}
+        # Our single requests that wait with a timeout carry their deadline (loop clock)
+        # in the connection's table; one timer checks them all.
         self._next_check = INFINITY  # when the deadlines are next checked (loop clock)
         self._drop_timer: asyncio.TimerHandle | None = None  # see _fail
         self._paused_by: set[int] = set()  # part queues (and the reasons below) that stopped our reading
@@ -561,17 +562,20 @@ class Peer:
         ``timeout`` seconds (default: the peer's ``request_timeout``; None waits
         forever), ``ConnectionClosed`` if the connection ends first.
         """
-        self.check_open()
+        connection = self.connection
+        if connection.state is _CLOSED or self._transport is None:
+            self.check_open()
         future = self._loop.create_future()
-        message = self.connection.request(operation, to_payload(payload), future)
-        request_id = message.request_id
+        if type(payload) is not bytes:
+            payload = to_payload(payload)
         seconds = self.request_timeout if timeout is PEER_TIMEOUT else timeout
-        deadlines = self._deadlines
-        if seconds is not None:
-            # A deadline in a table, checked by one timer for the whole peer: a
-            # timer per request would fill the loop's heap with cancelled ones.
-            deadline = self._loop.time() + seconds
-            deadlines[request_id] = (deadline, future, operation, seconds)
+        if seconds is None:
+            message = connection.request(operation, payload, future)
+        else:
+            # A deadline in the request table, checked by one timer for the whole peer:
+            # a timer per request would fill the loop's heap with cancelled ones.
+            deadline = self._time() + seconds
+            message = connection.request(operation, payload, future, deadline, seconds)
             if deadline < self._next_check:
                 self._check_at(min(deadline, deadline - seconds + DEADLINE_CHECK))
         try:
@@ -580,10 +584,8 @@ class Peer:
                 await self.drain()
             return await future
         finally:
-            if seconds is not None:
-                deadlines.pop(request_id, None)
             if not future.done() or future.cancelled():
-                self.connection.forget(request_id)
+                connection.forget(message.request_id)
 
     def _check_at(self, when: float) -> None:
         """Check the deadlines at ``when`` (the loop's clock), instead of any later check."""
@@ -598,18 +600,13 @@ class Peer:
         del self._timers["deadlines"]
         self._next_check = INFINITY
         now = self._loop.time()
-        soonest = DEADLINE_CHECK
-        for request_id, (deadline, future, operation, seconds) in list(self._deadlines.items()):
-            if future.done():
-                del self._deadlines[request_id]
-            elif now >= deadline:
-                del self._deadlines[request_id]
-                self.connection.forget(request_id)
-                future.set_exception(RequestTimeout(operation, seconds))
-            else:
-                soonest = min(soonest, deadline - now)
-        if self._deadlines and self.is_open:
-            self._check_at(now + soonest)
+        overdue, soonest = self.connection.overdue(now)
+        for request in overdue:
+            future = request.owner
+            if not future.done():
+                future.set_exception(RequestTimeout(request.operation, request.timeout))
+        if soonest is not None and self.is_open:
+            self._check_at(now + min(DEADLINE_CHECK, soonest - now))
 
     async def request(self, operation: str, value: Any = None, *, timeout: float | None | object = PEER_TIMEOUT) -> Any:
         """Send a JSON value; return the result decoded from JSON."""

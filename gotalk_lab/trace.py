@@ -50,8 +50,15 @@ CAPTURE_SIDES = ("client", "server")
 #: Events kept by default: enough for a long classroom session, small enough
 #: (a few hundred bytes each plus payloads) not to matter in a kernel.
 DEFAULT_TRACE_CAP = 100_000
-#: Bytes of frames kept by default (headers and payloads): past it the oldest go, as past the cap.
+#: Memory the kept frames may take by default (their bytes and ``FRAME_COST`` each):
+#: past it the oldest go, as past the cap.
 DEFAULT_TRACE_BYTES = 64 * 1024 * 1024
+#: Memory a kept frame takes beyond its own bytes: its event, its message and its
+#: share of an exchange (measured on CPython 3.11 by benchmarks/trace_memory.py:
+#: 496-519 bytes a kept frame over a million 16-byte echoes). Counted against
+#: ``max_bytes``, so the bound holds for the trace's memory, not only for the
+#: bytes on the wire.
+FRAME_COST = 512
 #: A payload longer than this is kept as its first this-many bytes, its real size noted (``TraceEvent.cut``).
 DEFAULT_PAYLOAD_LIMIT = 64 * 1024
 
@@ -95,8 +102,8 @@ class TraceEvent:
 
     @property
     def kept(self) -> int:
-        """Bytes this event keeps in memory for its frame: header and (kept) payload."""
-        return len(self.header) + len(getattr(self.message, "payload", b""))
+        """Memory this event takes, as the trace's bound counts it: header, (kept) payload and ``FRAME_COST``."""
+        return len(self.header) + len(getattr(self.message, "payload", b"")) + FRAME_COST
 
     def __repr__(self) -> str:
         arrow = "->" if self.direction == OUT else "<-"
@@ -185,7 +192,7 @@ class Trace:
 
     @property
     def max_bytes(self) -> int | None:
-        """Bytes of frames kept at most (None: no bound); the oldest go first."""
+        """Memory the kept frames may take (their bytes and ``FRAME_COST`` each; None: no bound); the oldest go first."""
         return None if self._byte_bound == float("inf") else int(self._byte_bound)
 
     @max_bytes.setter
@@ -242,7 +249,7 @@ class Trace:
             if length > self._payload_bound:
                 cut, message = length, _cut(message, int(self._payload_bound))
                 length = int(self._payload_bound)
-            size = len(header) + length
+            size = len(header) + length + FRAME_COST
             self._queued.append((index, direction, header, message, monotonic() - self._started, cut, size))
             total = self._bytes = self._bytes + size
             if total > self._byte_bound:
@@ -261,7 +268,7 @@ class Trace:
 
     @property
     def kept_bytes(self) -> int:
-        """Bytes of frames this trace holds now (headers and kept payloads)."""
+        """Memory this trace's frames take now, as its bound counts it (each event's ``kept``)."""
         return self._bytes
 
     def _file_queued(self) -> None:
@@ -349,7 +356,7 @@ class Trace:
         if len(events) == cap:
             self._drop_oldest()
         events.append(event)
-        total = self._bytes = self._bytes + len(header) + len(getattr(message, "payload", b""))
+        total = self._bytes = self._bytes + len(header) + len(getattr(message, "payload", b"")) + FRAME_COST
         if total > self._byte_bound:
             while self._bytes > self._byte_bound and len(events) > 1:
                 self._drop_oldest()

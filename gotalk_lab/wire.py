@@ -289,6 +289,25 @@ def _name_bytes(field: str, name: str) -> bytes:
     return raw
 
 
+#: Names as written (size, then bytes), by name: operations and notification names recur.
+_NAME_FIELDS: dict[str, bytes] = {}
+_NAME_FIELDS_KEPT = 4096
+
+
+def _name_field(field: str, name: str) -> bytes:
+    """``name`` as a header writes it: its 3-hex-digit size, then its bytes."""
+    if type(name) is str:
+        written = _NAME_FIELDS.get(name)
+        if written is not None:
+            return written
+    raw = _name_bytes(field, name)
+    written = b"%03x%s" % (len(raw), raw)
+    if len(_NAME_FIELDS) >= _NAME_FIELDS_KEPT:
+        _NAME_FIELDS.clear()
+    _NAME_FIELDS[name] = written
+    return written
+
+
 def _payload_size(payload: bytes) -> int:
     if type(payload) is bytes and len(payload) <= MAX_UINT32:  # the common case, first
         return len(payload)
@@ -334,12 +353,10 @@ def encode_header(message: Message) -> bytes:
     if cls is SingleResult or cls is StreamResult or cls is ErrorResult or cls is StreamRequestPart:
         return encode_id_size_header(cls.TYPE, values.request_id, values.payload)
     if cls is SingleRequest or cls is StreamRequest:
-        name = _name_bytes("operation", values.operation)
-        return b"%s%s%03x%s%08x" % (
+        return b"%s%s%s%08x" % (
             cls.TYPE,
             _check_id(values.request_id),
-            len(name),
-            name,
+            _name_field("operation", values.operation),
             _payload_size(values.payload),
         )
     if cls is RetryResult:
@@ -349,8 +366,7 @@ def encode_header(message: Message) -> bytes:
             _payload_size(values.payload),
         )
     if cls is Notification:
-        name = _name_bytes("name", values.name)
-        return b"n%03x%s%08x" % (len(name), name, _payload_size(values.payload))
+        return b"n%s%08x" % (_name_field("name", values.name), _payload_size(values.payload))
     if cls is Heartbeat:
         return b"h%04x%08x" % (
             _check_uint("load", values.load, MAX_LOAD),

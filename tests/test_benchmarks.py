@@ -25,6 +25,8 @@ SMOKE_ARGUMENTS = {
     "codec": ["--quick"],
     "timeline": ["--quick", "--runs", "1", "--requests", "300"],
     "carriers": ["--quick", "--runs", "1", "--seconds", "0.1"],
+    "instructions": ["--quick"],
+    "trace_memory": ["--quick"],
     # This tree against its own last commit: the smoke run needs only the clone's history.
     "versions": ["--quick", "--before", "HEAD", "--runs", "1", "--seconds", "0.1"],
 }

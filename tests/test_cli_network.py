@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import re
 import shutil
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gotalk_lab import cli_network
 from gotalk_lab.trace import Trace
 
 COMMAND = Path(sys.executable).parent / "gotalk-lab"
@@ -406,3 +409,34 @@ def test_serve_tells_connections_only_when_verbose_and_says_how_it_stopped(serve
     lines = err.splitlines()
     assert lines[0].startswith("connected tcp 127.0.0.1:") and lines[1].startswith("closed tcp 127.0.0.1:"), err
     assert lines[-1].startswith("gotalk-lab serve: stopped by SIGTERM: closed 0 open connections"), err
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_serve_and_request_on_either_event_loop(loop):
+    background = Background("serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--loop", loop, expect_lines=2)
+    try:
+        for address in background.addresses():
+            echoed = request(address, "echo", "on " + loop, "--loop", loop)
+            assert (echoed.returncode, echoed.stdout) == (0, f"on {loop}\n".encode())
+            called_back = request(address, "callback", '"x"', "--loop", loop)  # the server requests of the client
+            assert called_back.returncode == 0 and called_back.stdout.strip() == b'pong:ping:"x"'
+        streamed = request(background.addresses()[0], "upper-stream", "--stream", "ab", "cd", "--loop", loop)
+        assert streamed.stdout.split() == [b"AB", b"CD"]
+    finally:
+        code, _, err = background.stop()
+    assert code == 0 and "stopped by SIGINT" in err
+
+
+def test_the_loop_option_takes_uvloop_where_installed_and_says_when_it_is_missing(monkeypatch, capsys):
+    async def which_loop() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert cli_network._run(which_loop(), argparse.Namespace(loop="asyncio")).startswith("asyncio")
+    # The test extra installs uvloop (as the "fast" extra does).
+    assert cli_network._run(which_loop(), argparse.Namespace(loop="auto")).startswith("uvloop")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed: the import fails
+    assert cli_network._run(which_loop(), argparse.Namespace(loop="auto")).startswith("asyncio")
+    with pytest.raises(SystemExit) as stopped:
+        cli_network._run(which_loop(), argparse.Namespace(loop="uvloop"))
+    assert stopped.value.code == 2
+    assert "uvloop is not installed (pip install 'gotalk-lab[fast]')" in capsys.readouterr().err

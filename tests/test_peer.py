@@ -787,7 +787,7 @@ async def test_the_deadline_check_ends_by_itself_once_no_request_waits():
         assert await a.request_bytes("echo", b"x") == b"x"
         assert "deadlines" in a._timers
         await asyncio.sleep(0.3)
-        assert "deadlines" not in a._timers and a._deadlines == {}
+        assert "deadlines" not in a._timers and a.connection.requests == {}
     finally:
         await a.close()
         await b.close()

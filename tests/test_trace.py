@@ -15,7 +15,7 @@ import pytest
 import gotalk_lab as gl
 from gotalk_lab import demo
 from gotalk_lab.peer import Peer
-from gotalk_lab.trace import IN, OUT, Trace, event_to_json, frame_from_bytes
+from gotalk_lab.trace import FRAME_COST, IN, OUT, Trace, event_to_json, frame_from_bytes
 from gotalk_lab.transports.pipe import pipe_transports
 from gotalk_lab.wire import (
     ErrorResult,
@@ -526,7 +526,7 @@ def test_a_payload_over_the_limit_is_kept_as_its_start_and_its_real_size(tmp_pat
     request, result = trace.events
     assert request.cut == result.cut == 65536
     assert request.message.payload == b"x" * 1024 and request.length == len(request.header) + 65536
-    assert request.kept == len(request.header) + 1024
+    assert request.kept == len(request.header) + 1024 + FRAME_COST
     assert trace.kept_bytes == request.kept + result.kept
     assert trace.exchanges[0].outcome == "result"
     trace.save(tmp_path / "cut.jsonl")
@@ -548,6 +548,21 @@ def test_a_trace_keeps_no_more_bytes_than_its_bound_dropping_the_oldest(listenin
     assert trace.kept_bytes == sum(event.kept for event in trace.events)
     assert len(trace.events) + trace.dropped == 400 and trace.dropped > 350
     assert trace.events[-1].message.request_id == b"0199"
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["queued", "live"])
+def test_the_byte_bound_counts_what_each_frame_costs_beyond_its_bytes(listening):
+    # Small frames: 1 MiB holds about 2,000 of them (FRAME_COST each), not the 30,000
+    # that their 35 bytes on the wire would fit.
+    trace = Trace(cap=None, max_bytes=1024 * 1024)
+    if listening:
+        trace.subscribe(lambda event: None)
+    for number in range(10_000):
+        _echo_pair(trace, b"s", b"%04x" % number)
+    kept = len(trace.events)
+    assert trace.kept_bytes <= 1024 * 1024 < trace.kept_bytes + trace.events[0].kept
+    assert kept * FRAME_COST <= 1024 * 1024 and 1024 * 1024 // (FRAME_COST + 40) <= kept
+    assert kept + trace.dropped == 20_000
 
 
 def test_the_default_bounds_are_64_mib_and_64_kib_per_payload():

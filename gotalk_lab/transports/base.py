@@ -76,6 +76,9 @@ class Transport:
         self.receiver: Receiver | None = None
         self._writable = asyncio.Event()
         self._writable.set()
+        #: True while more is queued than the high-water mark (``drain`` would wait).
+        #: A plain attribute, kept by the two marks below: peers read it per message.
+        self.write_backlogged = False
         self._closed = asyncio.get_running_loop().create_future()
 
     def attach(self, receiver: Receiver) -> None:
@@ -90,16 +93,13 @@ class Transport:
 
     def mark_backlogged(self) -> None:
         """A subclass's queue went over the high-water mark: ``drain`` waits from now on."""
+        self.write_backlogged = True
         self._writable.clear()
 
     def mark_writable(self) -> None:
         """A subclass's queue fell back under the mark: waiting writers go on."""
+        self.write_backlogged = False
         self._writable.set()
-
-    @property
-    def write_backlogged(self) -> bool:
-        """True while more is queued than the high-water mark (``drain`` would wait)."""
-        return not self._writable.is_set()
 
     async def drain(self) -> None:
         """Wait until the queued bytes fall below the high-water mark."""
@@ -138,7 +138,7 @@ class Transport:
         if self._closed.done():
             return
         self._closed.set_result(None)
-        self._writable.set()
+        self.mark_writable()
         if self.receiver is not None:
             self.receiver.connection_lost(error)
 

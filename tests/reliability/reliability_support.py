@@ -46,8 +46,7 @@ def assert_tables_empty(peer: Peer) -> None:
         "paused by": peer._paused_by,
         # The deadline check of a peer's requests may still be due once (within
         # DEADLINE_CHECK s) after the last request: it then finds nothing and ends.
-        "timers": {key: timer for key, timer in peer._timers.items() if key != "deadlines" or peer._deadlines},
-        "request deadlines": peer._deadlines,
+        "timers": {key: timer for key, timer in peer._timers.items() if key != "deadlines" or peer.connection.requests},
         "tasks": {task for task in peer._tasks if not task.done()},
     }
     if peer.trace is not None:
