@@ -353,12 +353,17 @@ def encode_header(message: Message) -> bytes:
     if cls is SingleResult or cls is StreamResult or cls is ErrorResult or cls is StreamRequestPart:
         return encode_id_size_header(cls.TYPE, values.request_id, values.payload)
     if cls is SingleRequest or cls is StreamRequest:
-        return b"%s%s%s%08x" % (
-            cls.TYPE,
-            _check_id(values.request_id),
-            _name_field("operation", values.operation),
-            _payload_size(values.payload),
-        )
+        # A requester's hot path: the usual fields pass the checks inline, without a call each.
+        request_id, operation, payload = values.request_id, values.operation, values.payload
+        if type(request_id) is not bytes or len(request_id) != REQUEST_ID_SIZE:
+            request_id = _check_id(request_id)
+        field = _NAME_FIELDS.get(operation) if type(operation) is str else None
+        if field is None:
+            field = _name_field("operation", operation)
+        size = len(payload) if type(payload) is bytes else _payload_size(payload)
+        if size > MAX_UINT32:
+            _payload_size(payload)  # raises, saying why
+        return b"%s%s%s%08x" % (cls.TYPE, request_id, field, size)
     if cls is RetryResult:
         return b"e%s%08x%08x" % (
             _check_id(values.request_id),
