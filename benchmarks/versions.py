@@ -78,15 +78,23 @@ def main() -> None:
                 for trace in ("off", "on"):
                     label = f"client {in_flight} in flight, {payload} B, trace {trace}"
 
-                    def client(tree: Path):
+                    cpu: dict[str, list[float]] = {name: [] for name in trees}
+
+                    def client(name: str, tree: Path):
                         def run() -> float:
                             with imported_from(tree):
-                                return run_load("peer", server, payload=payload, in_flight=in_flight,
-                                                seconds=seconds, warmup=warmup, trace=trace)["rate"]
+                                figures = run_load("peer", server, payload=payload, in_flight=in_flight,
+                                                   seconds=seconds, warmup=warmup, trace=trace)
+                            cpu[name].append(figures["client_cpu_us"])
+                            return figures["rate"]
                         return run
 
-                    figures = alternate(runs, {name: client(tree) for name, tree in trees.items()}, progress=label)
+                    figures = alternate(runs, {name: client(name, tree) for name, tree in trees.items()}, progress=label)
                     summary.append(report(label, figures))
+                    # CPU per request leaves out the idle core's wake-ups that make one request
+                    # in flight swing; lower is cheaper, so the ratio is before / after.
+                    print(f"    client CPU per request: before {median(cpu['before']):.1f} us  after {median(cpu['after']):.1f} us"
+                          f"  ratio before/after {median(cpu['before']) / median(cpu['after']):.2f}", flush=True)
         servers = {name: serve_from(tree) for name, tree in trees.items()}
         try:
             for in_flight, payload in loads:
