@@ -246,6 +246,19 @@ def _replace_init(cls: Any, init: Callable[..., None]) -> None:
     cls.__init__ = init
 
 
+def field_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of a message class's fields, in order.
+
+    ``object.__new__(cls)`` followed by one setter call per field makes the same
+    message as ``cls(...)`` does (every field is a slot, set once, and no
+    ``__post_init__`` runs), without the Python-level ``__init__`` call: the
+    decoder's hot loop builds its messages so.
+    """
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has a __post_init__: build it with its constructor")
+    return tuple(getattr(cls, field.name).__set__ for field in fields(cls))
+
+
 for _request_class in (SingleRequest, StreamRequest):
     _request_init(_request_class)
 for _answer_class in (SingleResult, StreamResult, ErrorResult, StreamRequestPart):
