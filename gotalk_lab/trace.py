@@ -312,10 +312,13 @@ class Trace:
         self._next_index = index + 1
         payload = getattr(message, "payload", b"")
         if len(payload) <= self._payload_bound or sent is not None:
-            return self._file(direction, header, message, at, index, action, original, sent)
-        event = self._file(direction, header, _cut(message, int(self._payload_bound)), at, index, action, original, sent)
-        if event is not None:
-            event.cut = len(payload)
+            event = self._file(direction, header, message, at, index, action, original, sent)
+        else:
+            event = self._file(direction, header, _cut(message, int(self._payload_bound)), at, index, action, original, sent)
+            if event is not None:
+                event.cut = len(payload)
+        if self._armed:  # (a frame noted by ``add`` woke them as it was queued)
+            self._wake()
         return event
 
     def _file(
@@ -369,8 +372,6 @@ class Trace:
                     listener(event)
                 except Exception:  # a broken listener must never break the peer
                     log.exception("trace listener %r failed", listener)
-        if self._armed:
-            self._wake()
         return event
 
     def _wake(self) -> None:
