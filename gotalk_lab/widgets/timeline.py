@@ -517,8 +517,9 @@ class Timeline(anywidget.AnyWidget):
             trace = self.trace
             trace.rearm(self._on_frames)  # before reading: a frame noted meanwhile wakes it again
             if self.paused:
-                # Held in the trace itself (which keeps no more than its bounds allow).
-                self.held = max(0, trace.next_index - 1 - self._upto)
+                # Held in the trace itself, which keeps no more than its cap of them.
+                held = max(0, trace.next_index - 1 - self._upto)
+                self.held = min(held, trace.cap) if trace.cap else held
                 self.frame_count = self._upto + 1 + self.held
                 return
             rows, changed = self._absorb(trace.events_after(self._upto))
