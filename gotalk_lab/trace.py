@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -138,7 +139,10 @@ class Trace:
     listening; the queue is filed into events and exchanges the moment anything
     reads the trace (or subscribes), so a busy peer that nobody watches pays
     for filing only the frames still within the cap. With a listener, every
-    frame is filed as it comes, and the listener hears it at once.
+    frame is filed as it comes, and the listener hears it at once. A watcher
+    (``watch``) is only woken when frames come, once per batch: the frames stay
+    queued until it reads them (``events_after``), so a live view costs the peer
+    nothing per frame beyond the queueing.
 
     ``sides`` names the two ends for the people reading it (timelines, players):
     the writer of OUT frames first, then the writer of IN frames.
@@ -185,6 +189,10 @@ class Trace:
         # Exchanges still waiting, by requester (OUT or IN), then request ID.
         self._open: dict[str, dict[bytes, Exchange]] = {OUT: {}, IN: {}}
         self._listeners: list[Callable[[TraceEvent], None]] = []
+        #: Watchers (``watch``) and those of them to wake at the next frame, noted or recorded.
+        self._watchers: list[Callable[[], object]] = []
+        self._armed: list[Callable[[], object]] = []
+        self._arming = threading.Lock()
 
     # The bounds, held as numbers (no bound: infinity) for the hot path's comparisons.
     _byte_bound: float = float("inf")
@@ -254,6 +262,8 @@ class Trace:
             total = self._bytes = self._bytes + size
             if total > self._byte_bound:
                 self._shed_bytes()
+            if self._armed:
+                self._wake()
 
     def _shed_bytes(self) -> None:
         """Drop the oldest frames (queued ones first) until the kept bytes fit ``max_bytes``."""
@@ -309,10 +319,13 @@ class Trace:
         self._next_index = index + 1
         payload = getattr(message, "payload", b"")
         if len(payload) <= self._payload_bound or sent is not None:
-            return self._file(direction, header, message, at, index, action, original, sent)
-        event = self._file(direction, header, _cut(message, int(self._payload_bound)), at, index, action, original, sent)
-        if event is not None:
-            event.cut = len(payload)
+            event = self._file(direction, header, message, at, index, action, original, sent)
+        else:
+            event = self._file(direction, header, _cut(message, int(self._payload_bound)), at, index, action, original, sent)
+            if event is not None:
+                event.cut = len(payload)
+        if self._armed:  # (a frame noted by ``add`` woke them as it was queued)
+            self._wake()
         return event
 
     def _file(
@@ -368,6 +381,19 @@ class Trace:
                     log.exception("trace listener %r failed", listener)
         return event
 
+    def _wake(self) -> None:
+        """Wake the armed watchers: once each, and again at the next frame those that answer True."""
+        with self._arming:
+            armed, self._armed = self._armed, []
+        for wake in armed:
+            try:
+                again = wake()
+            except Exception:  # a broken watcher must never break the peer
+                log.exception("trace watcher %r failed", wake)
+                continue
+            if again:
+                self.rearm(wake)
+
     def _drop_oldest(self) -> None:
         oldest = self._events.popleft()
         self._dropped += 1
@@ -422,6 +448,58 @@ class Trace:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+    def watch(self, wake: Callable[[], object]) -> Callable[[], None]:
+        """Call ``wake()`` when the next frame comes; returns an unwatch function.
+
+        Unlike ``subscribe``, a watcher hears of a batch, not of each frame, and the
+        frames are not filed for it: ``wake`` is called once, at the first new frame
+        (noted by ``add`` or recorded), and again only after ``rearm(wake)``, or at once
+        for the next frame when it returns True. It reads what came with ``events_after``.
+        Call ``rearm`` before reading, so that a frame noted meanwhile wakes it again.
+        """
+        self._file_queued()  # what came before is history, as for a listener
+        with self._arming:
+            self._watchers.append(wake)
+            self._armed.append(wake)
+
+        def unwatch() -> None:
+            with self._arming:
+                if wake in self._watchers:
+                    self._watchers.remove(wake)
+                if wake in self._armed:
+                    self._armed.remove(wake)
+
+        return unwatch
+
+    def rearm(self, wake: Callable[[], object]) -> None:
+        """Wake this watcher again at the next frame (see ``watch``)."""
+        with self._arming:
+            if wake in self._watchers and wake not in self._armed:
+                self._armed.append(wake)
+
+    def events_after(self, index: int) -> list[TraceEvent]:
+        """The events kept whose index is above ``index``, oldest first (filing what is queued)."""
+        events = self.events
+        newer: list[TraceEvent] = []
+        try:
+            for event in reversed(events):  # new ones are at the end: no walk through the old ones
+                if event.index <= index:
+                    break
+                newer.append(event)
+        except RuntimeError:  # another thread recorded meanwhile: read a copy (made at once)
+            newer = []
+            for event in reversed(list(events)):
+                if event.index <= index:
+                    break
+                newer.append(event)
+        newer.reverse()
+        return newer
+
+    @property
+    def next_index(self) -> int:
+        """The index the next frame will get: frames noted or recorded so far, dropped ones too."""
+        return self._next_index
 
     def __len__(self) -> int:
         return len(self.events)

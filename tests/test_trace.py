@@ -385,6 +385,61 @@ async def test_listeners_hear_every_new_event_and_a_broken_listener_breaks_nothi
     await within(a.close())
 
 
+def test_a_watcher_is_woken_once_per_batch_and_the_frames_wait_for_it_unfiled():
+    trace = Trace()
+    wakes = []
+    unwatch = trace.watch(lambda: wakes.append(trace.next_index))
+    for number in range(3):  # a peer's hot path: queued, and one wake for the lot
+        request = SingleRequest(b"%04d" % number, "echo", b"x")
+        trace.add(OUT, encode_header(request), request)
+    assert wakes == [1] and trace.next_index == 3
+    assert [event.index for event in trace.events_after(0)] == [1, 2]
+    assert trace.events_after(2) == []
+    trace.rearm(wakes.append)  # only a watcher can be rearmed: this is none
+    result = SingleResult(b"0000", b"x")
+    trace.add(IN, encode_header(result), result)
+    assert wakes == [1]  # not rearmed: no wake
+    assert [event.index for event in trace.events_after(-1)] == [0, 1, 2, 3]  # filed when read
+    unwatch()
+    unwatch()  # twice is harmless
+    trace.add(IN, encode_header(result), result)
+    assert wakes == [1]
+
+
+def test_a_rearmed_watcher_hears_of_the_next_frame_and_one_answering_true_of_each():
+    trace = Trace()
+    calls = []
+
+    def once() -> None:
+        calls.append("once")
+
+    def every() -> bool:
+        calls.append("every")
+        return True
+
+    trace.watch(once)
+    trace.watch(every)
+    message = SingleRequest(b"0001", "echo", b"x")
+    trace.add(OUT, encode_header(message), message)
+    trace.add(OUT, encode_header(message), message)
+    assert calls == ["once", "every", "every"]
+    trace.rearm(once)
+    trace.record(OUT, encode_header(message), message)  # recorded, not only noted: the same
+    assert calls[:3] == ["once", "every", "every"] and sorted(calls[3:]) == ["every", "once"]
+
+
+def test_a_broken_watcher_breaks_nothing():
+    trace = Trace()
+
+    def broken() -> None:
+        raise RuntimeError("watcher bug")
+
+    trace.watch(broken)
+    message = SingleRequest(b"0001", "echo", b"x")
+    trace.add(OUT, encode_header(message), message)
+    assert [event.index for event in trace.events_after(-1)] == [0]
+
+
 async def test_a_disabled_trace_records_nothing_and_no_trace_at_all_works_too():
     off = Trace(enabled=False)
     heard = []

@@ -173,6 +173,24 @@ def test_without_an_event_loop_frames_go_out_in_small_batches():
     timeline.close()
 
 
+def test_frames_a_peer_only_notes_reach_the_view_in_batches_without_a_loop_too():
+    trace = Trace()
+    timeline = Timeline(trace, batch_interval=60)
+    sent = capture(timeline)
+    for number in range(500):  # as a peer notes them (``add``, queued): the timeline only watches
+        request = SingleRequest(number.to_bytes(4, "big"), "echo", b"x")
+        trace.add(OUT, encode_header(request), request)
+        result = SingleResult(number.to_bytes(4, "big"), b"x")
+        trace.add(IN, encode_header(result), result)
+    assert len(appended(sent)) >= 1000 - SYNC_BATCH  # a flush every SYNC_BATCH frames, unasked
+    timeline.flush()
+    rows = appended(sent)
+    assert [row["i"] for row in rows] == list(range(1000))
+    assert all(row["x"] == row["i"] - row["i"] % 2 for row in rows)  # each pair one exchange
+    assert len([message for message in sent if message["kind"] == "append"]) <= math.ceil(1000 / SYNC_BATCH) + 2
+    timeline.close()
+
+
 async def test_pause_holds_new_frames_and_resume_sends_them():
     a, b = await gl.pipe(None, gl.demo.handlers())
     timeline = Timeline(a.trace, batch_interval=0.02)
