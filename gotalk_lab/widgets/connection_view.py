@@ -9,6 +9,7 @@ connection; it never writes to it.
 
 from __future__ import annotations
 
+import asyncio
 from html import escape
 from typing import Any, Callable
 
@@ -88,6 +89,10 @@ def connection_html(connection: Connection) -> str:
     return f"<div class='gl-connection-view'><p>{head}</p>{table}{theirs}</div>"
 
 
+#: Seconds between a live view's redraws at most (``ConnectionView.of``).
+REDRAW_INTERVAL = 0.1
+
+
 class ConnectionView(ipywidgets.HTML):
     """The state of one ``Connection``; call ``update()`` after driving it by hand."""
 
@@ -95,14 +100,37 @@ class ConnectionView(ipywidgets.HTML):
         super().__init__(**kwargs)
         self.connection = connection
         self._unsubscribe: Callable[[], None] | None = None
+        self._redraw: asyncio.TimerHandle | None = None
         self.update()
 
     @classmethod
     def of(cls, peer: Any) -> "ConnectionView":
-        """A view of ``peer.connection`` that redraws whenever a frame passes (the peer's trace)."""
+        """A view of ``peer.connection`` that redraws as frames pass (the peer's trace).
+
+        At most ``REDRAW_INTERVAL`` apart on an event loop, however fast frames
+        come: the view watches the trace (``Trace.watch``), it does not hear each frame.
+        """
         view = cls(peer.connection)
-        if peer.trace is not None:
-            view._unsubscribe = peer.trace.subscribe(lambda _event: view.update())
+        trace = peer.trace
+        if trace is None:
+            return view
+
+        def redraw() -> None:
+            view._redraw = None
+            trace.rearm(wake)  # before reading: a frame from now on wakes it again
+            view.update()
+
+        def wake() -> bool:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # frames added by hand, no loop: redraw now, and at every frame
+                view.update()
+                return True
+            if view._redraw is None:
+                view._redraw = loop.call_later(REDRAW_INTERVAL, redraw)
+            return False
+
+        view._unsubscribe = trace.watch(wake)
         return view
 
     def update(self) -> "ConnectionView":
@@ -113,6 +141,9 @@ class ConnectionView(ipywidgets.HTML):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._redraw is not None:
+            self._redraw.cancel()
+            self._redraw = None
         super().close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
