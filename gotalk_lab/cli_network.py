@@ -80,9 +80,9 @@ LOOPS = ("auto", "asyncio", "uvloop")
 
 def _add_loop_option(parser) -> None:
     parser.add_argument(
-        "--loop", choices=LOOPS, default="auto",
-        help="the event loop: uvloop where it is installed (pip install 'gotalk-lab[fast]'), else asyncio's own "
-        "(default auto); asyncio chooses the standard loop even where uvloop is installed",
+        "--loop", choices=LOOPS, default="asyncio",
+        help="the event loop: asyncio's own (default); uvloop (pip install 'gotalk-lab[fast]'); auto: uvloop where "
+        "installed. Under uvloop the bound on what a client that never reads costs the server does not hold yet",
     )  # fmt: skip
 
 
