@@ -373,9 +373,7 @@ def encode_header(message: Message) -> bytes:
         field = _NAME_FIELDS.get(operation) if type(operation) is str else None
         if field is None:
             field = _name_field("operation", operation)
-        size = len(payload) if type(payload) is bytes else _payload_size(payload)
-        if size > MAX_UINT32:
-            _payload_size(payload)  # raises, saying why
+        size = len(payload) if type(payload) is bytes and len(payload) <= MAX_UINT32 else _payload_size(payload)
         return b"%s%s%s%08x" % (cls.TYPE, request_id, field, size)
     if cls is RetryResult:
         return b"e%s%08x%08x" % (
