@@ -338,3 +338,74 @@ async def test_pipe_close_delivers_what_was_written_first_and_abort_drops_it():
         await within(lost.wait())
         assert bytes(received) == expect
         assert a.is_closing and b.is_closing
+
+
+class Keeper:
+    """A receiver that keeps every chunk it is given, as a decoder holding a partial message does."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.lost = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def connection_lost(self, error) -> None:
+        self.lost.set()
+
+
+async def tcp_bytes_through(data: bytes, pieces: int) -> list[bytes]:
+    """Write ``data`` in ``pieces`` writes a turn apart over a TCP pair; the chunks the reader got."""
+    from gotalk_lab.transports.tcp import open_tcp, serve_tcp
+
+    accepted: asyncio.Queue = asyncio.Queue()
+    server = await serve_tcp(accepted.put_nowait, "127.0.0.1", 0)
+    try:
+        writer = await within(open_tcp("127.0.0.1", server.sockets[0].getsockname()[1]))
+        reader = await within(accepted.get())
+        keeper = Keeper()
+        reader.attach(keeper)
+        step = -(-len(data) // pieces)
+        for start in range(0, len(data), step):
+            writer.write(data[start : start + step])
+            await asyncio.sleep(0)
+        writer.close()
+        await within(keeper.lost.wait())
+        return keeper.chunks
+    finally:
+        server.close()
+
+
+async def test_tcp_reads_hand_over_bytes_the_next_read_does_not_overwrite():
+    # Reads go into one buffer a thread's connections share: each chunk the
+    # receiver keeps must be its own copy, whole after later reads.
+    data = bytes(range(256)) * (4 * MiB // 256)
+    chunks = await tcp_bytes_through(data, 300)
+    assert len(chunks) > 1
+    assert all(type(chunk) is bytes for chunk in chunks)
+    assert b"".join(chunks) == data
+
+
+def test_tcp_connections_on_two_threads_read_into_buffers_of_their_own():
+    import threading
+
+    from gotalk_lab.transports.tcp import read_buffer
+
+    results: dict[int, list[bytes]] = {}
+    buffers: dict[int, memoryview] = {}
+
+    def run(number: int) -> None:
+        async def main() -> None:
+            buffers[number] = read_buffer()
+            results[number] = await tcp_bytes_through(bytes([number]) * (2 * MiB), 200)
+
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(BOUND * 3)
+    assert buffers[1] is not buffers[2]
+    assert b"".join(results[1]) == bytes([1]) * (2 * MiB)
+    assert b"".join(results[2]) == bytes([2]) * (2 * MiB)
