@@ -85,6 +85,8 @@ site:
 
 # Benchmarks print figures and ratios against baselines measured in the same run
 # (benchmarks/README.md); they are not tests. BENCH_ARGS=--quick for a short run.
+# BEFORE=REV also measures that older commit against this tree in the same run
+# (benchmarks/versions.py: the before and after figures of the README's table).
 bench: install bench-tools
 	$(BIN)/python benchmarks/server_throughput.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/client_throughput.py $(BENCH_ARGS)
@@ -96,6 +98,7 @@ bench: install bench-tools
 	$(BIN)/python benchmarks/carriers.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/trace_memory.py $(if $(findstring --quick,$(BENCH_ARGS)),--quick)
 	$(BIN)/python benchmarks/instructions.py $(if $(findstring --quick,$(BENCH_ARGS)),--quick)
+	$(if $(BEFORE),$(BIN)/python benchmarks/versions.py --before $(BEFORE) $(BENCH_ARGS))
 
 # The long fuzz run of the codec (benchmarks/fuzz.py): a million inputs by default,
 # coverage-guided by atheris when it installs, else hypothesis. FUZZ_ARGS=--runs N.

@@ -7,7 +7,10 @@ generator over loopback TCP, runs alternated (before, after, before, after...),
 medians compared. Client: ``loadgen.py peer`` against one minimal server
 (``baseline_server.py``). Server: ``gotalk-lab serve`` of each version under
 ``loadgen.py socket``. The ratio is after / before: 1.00 is no change, higher is
-faster.
+faster. Then the in-process benchmarks whose ratio is to a baseline of their
+own (the decoder's ``codec.py`` (a), a live Timeline's ``timeline.py``): this
+tree's script, run once per version in a process importing that version,
+alternated, each version's median ratio printed side by side.
 
 Run ``python benchmarks/versions.py --before 1182ef8`` (any git revision;
 ``--quick`` for a short run). The older version must import as gotalk_lab does
@@ -19,7 +22,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,6 +62,28 @@ def imported_from(tree: Path):
 def serve_from(tree: Path) -> ServerProcess:
     with imported_from(tree):
         return ServerProcess(f"serve of {tree}", [PYTHON, "-m", "gotalk_lab.cli", "serve", "--tcp", "127.0.0.1:0"])
+
+
+#: (label, script and its arguments (full, quick), the figure's pattern in its output,
+#: whether higher is better): the in-process benchmarks run under each version.
+IN_PROCESS = [
+    ("decoder / slice-and-int(), small messages (codec.py (a))", ["codec.py"], ["codec.py", "--quick"],
+     r"\(a\) small messages\s+ratio\s+([\d.]+)", True),
+    ("traced pipe peer with a live Timeline / without (timeline.py)", ["timeline.py", "--runs", "1"],
+     ["timeline.py", "--quick"], r"ratio with/without ([\d.]+)", False),
+]
+
+
+def in_process_figure(tree: Path, arguments: list[str], pattern: str, higher_is_better: bool) -> float:
+    """Run this tree's benchmark script with ``tree``'s gotalk_lab; its ratio, as higher-is-better."""
+    with imported_from(tree):
+        done = subprocess.run([PYTHON, str(HERE / arguments[0]), *arguments[1:]], capture_output=True, text=True,
+                              env=dict(os.environ))
+    match = re.search(pattern, done.stdout)
+    if done.returncode != 0 or match is None:
+        sys.exit(f"{arguments[0]} under {tree} failed:\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
+    value = float(match.group(1))
+    return value if higher_is_better else 1 / value
 
 
 def main() -> None:
@@ -109,6 +136,19 @@ def main() -> None:
         finally:
             for process in servers.values():
                 process.stop()
+        for label, full, quick, pattern, higher in IN_PROCESS:
+            arguments = quick if args.quick else full
+
+            def figure(tree: Path, arguments=arguments, pattern=pattern, higher=higher):
+                return lambda: in_process_figure(tree, arguments, pattern, higher)
+
+            print(f"    {label}: {runs} runs of each version", flush=True)
+            figures = alternate(runs, {name: figure(tree) for name, tree in trees.items()})
+            before, after = median(figures["before"]), median(figures["after"])
+            print(f"    {label}: before {before:.3f}  after {after:.3f} (ratio to its baseline, higher is better;"
+                  f" per run before {', '.join(f'{v:.3f}' for v in figures['before'])},"
+                  f" after {', '.join(f'{v:.3f}' for v in figures['after'])})", flush=True)
+            summary.append((label, after / before, None))
     print(f"after = this tree, before = {args.before}; ratio after / before, {runs} alternated runs each")
     print_summary(summary)
 
