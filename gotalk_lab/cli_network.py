@@ -80,15 +80,15 @@ LOOPS = ("auto", "asyncio", "uvloop")
 
 def _add_loop_option(parser) -> None:
     parser.add_argument(
-        "--loop", choices=LOOPS, default="asyncio",
-        help="the event loop: asyncio's own (default); uvloop (pip install 'gotalk-lab[fast]'); auto: uvloop where "
-        "installed. Under uvloop the bound on what a client that never reads costs the server does not hold yet",
+        "--loop", choices=LOOPS, default="auto",
+        help="the event loop: uvloop where it is installed (pip install 'gotalk-lab[fast]'), else asyncio's own "
+        "(default auto); asyncio chooses the standard loop even where uvloop is installed, uvloop insists on it",
     )  # fmt: skip
 
 
 def _run(coroutine, args: argparse.Namespace):
     """Run a command's coroutine on the event loop ``--loop`` names."""
-    choice = getattr(args, "loop", "asyncio")
+    choice = getattr(args, "loop", "auto")
     if choice != "asyncio":
         try:
             import uvloop

@@ -894,14 +894,24 @@ class Peer:
         self._listeners_running -= 1
         if self._events_held and self._listeners_running < MAX_LISTENERS:
             self._events_held.discard(_LISTENERS)
-            self.resume_reading(_LISTENERS)
             # What was read before the hold goes first, on a later turn (this
-            # runs as a task's callback, not inside data_received).
+            # runs as a task's callback, not inside data_received); reading
+            # resumes only once that is done (``_act_on_waiting``).
             self._loop.call_soon(self._act_on_waiting)
 
     def _act_on_waiting(self) -> None:
+        """Act on the events held for the listeners; read on once none is left.
+
+        Reading must not resume before: an event loop may deliver the next chunk
+        of input before this call (uvloop polls the socket before it runs what
+        ``call_soon`` queued), and a flood of notifications would then queue up
+        decoded, a chunk more at each turn, while only ``MAX_LISTENERS`` of them
+        are acted on.
+        """
         if self.is_open and not self._events_held:
             self._act_on_received(self.trace is not None)
+        if _LISTENERS not in self._events_held:  # all acted on, or not held again
+            self.resume_reading(_LISTENERS)
 
     def _track(self, task: asyncio.Future) -> None:
         self._tasks.add(task)

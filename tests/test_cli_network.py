@@ -427,6 +427,15 @@ def test_serve_and_request_on_either_event_loop(loop):
     assert code == 0 and "stopped by SIGINT" in err
 
 
+def test_the_network_commands_run_on_uvloop_where_installed_by_default():
+    from gotalk_lab.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name in ("serve", "request", "tap", "replay"):
+        loop = next(a for a in commands[name]._actions if a.dest == "loop")
+        assert (loop.default, loop.choices) == ("auto", cli_network.LOOPS), name
+
+
 def test_the_loop_option_takes_uvloop_where_installed_and_says_when_it_is_missing(monkeypatch, capsys):
     async def which_loop() -> str:
         return type(asyncio.get_running_loop()).__module__

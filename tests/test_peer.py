@@ -14,6 +14,7 @@ import gotalk_lab as gl
 from gotalk_lab import demo
 from gotalk_lab.peer import ConnectionClosed, Peer, PeerState, RequestError, RetryExhausted
 from gotalk_lab.trace import IN, OUT
+from gotalk_lab.transports.base import Transport
 from gotalk_lab.transports.pipe import pipe_transports
 from gotalk_lab.wire import (
     ErrorResult,
@@ -213,6 +214,67 @@ async def test_unknown_notifications_are_ignored_and_catch_all_listeners_hear_ev
     assert heard == [("nobody-listens", b"\x00"), ("hello", b"[1,2]")]
     assert await within(a.request_bytes("echo", b"still open")) == b"still open"
     await closed_cleanly(a, b)
+
+
+class EagerReadTransport(Transport):
+    """Delivers its next chunk of input the moment reading resumes, before anything
+    the loop has queued runs (as uvloop does: it polls the socket first)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self.chunks = chunks
+        self.paused = False
+        self.waiting_at_reads: list[int] = []  # events the peer had not acted on, at each chunk
+
+    def write(self, header: bytes, payload: bytes = b"") -> None:
+        pass
+
+    def write_buffer_size(self) -> int:
+        return 0
+
+    def read_on(self) -> None:
+        while self.chunks and not self.paused:
+            self.waiting_at_reads.append(len(self.receiver.connection._received))
+            self.receiver.data_received(self.chunks.pop(0))
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        self.read_on()
+
+    def close(self) -> None:
+        self._set_closed(None)
+
+
+async def test_notifications_held_for_busy_listeners_are_acted_on_before_more_input_is_read():
+    from gotalk_lab.peer import MAX_LISTENERS
+
+    gate = asyncio.Event()
+    heard = []
+    handlers = gl.Handlers()
+
+    @handlers.on_notification("n")
+    async def slow(payload: bytes) -> None:
+        heard.append(payload)
+        await gate.wait()
+
+    chunk = encode(Notification("n", b"x")) * (3 * MAX_LISTENERS)
+    transport = EagerReadTransport([b"01" + chunk, chunk, chunk])
+    peer = Peer(handlers, name="server")
+    peer.attach(transport)
+    transport.read_on()
+    await wait_until(lambda: len(heard) == MAX_LISTENERS)
+    await asyncio.sleep(0.01)
+    assert len(heard) == MAX_LISTENERS and peer.reading_paused  # the rest waits, decoded
+    assert transport.chunks  # and is not read yet
+    gate.set()
+    await wait_until(lambda: len(heard) == 9 * MAX_LISTENERS)
+    # Each chunk was read only once every event before it had been acted on:
+    # else a flood queues up decoded, a chunk more each time listeners finish.
+    assert transport.waiting_at_reads == [0, 0, 0]
+    await within(peer.close())
 
 
 # -- handlers -----------------------------------------------------------------------

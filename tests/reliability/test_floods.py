@@ -5,7 +5,9 @@ another, RetryResults, results) waits on the socket like anything else: once its
 queue is over the high-water mark the server reads no more from that client, so
 the flood costs a bounded amount of memory, and a good client on another
 connection is answered all the while. Memory is the server process's resident
-set (``VmRSS`` in ``/proc/PID/status``), before and after the flood.
+set (``VmRSS`` in ``/proc/PID/status``), before and after the flood. Every flood
+runs on both event loops ``--loop`` offers: asyncio's own and uvloop (which the
+test extra installs), whose turns run callbacks and socket reads in another order.
 """
 
 from __future__ import annotations
@@ -74,10 +76,10 @@ def flood(port: int, message, total: int):
     return sent, flooder
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(params=["asyncio", "uvloop"])
+def server(request):
     process = subprocess.Popen(
-        [str(COMMAND), "serve", "--tcp", "127.0.0.1:0", "--buffer-limit", "1"],
+        [str(COMMAND), "serve", "--tcp", "127.0.0.1:0", "--buffer-limit", "1", "--loop", request.param],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     port = int(process.stdout.readline().rsplit(":", 1)[1])
