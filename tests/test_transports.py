@@ -409,3 +409,27 @@ def test_tcp_connections_on_two_threads_read_into_buffers_of_their_own():
     assert buffers[1] is not buffers[2]
     assert b"".join(results[1]) == bytes([1]) * (2 * MiB)
     assert b"".join(results[2]) == bytes([2]) * (2 * MiB)
+
+
+def test_tcp_and_tls_peers_on_uvloop_carry_large_and_many_messages(certificates):
+    # uvloop fills a buffered protocol's buffer on its own schedule, and its TLS
+    # layer reads decrypted bytes into it: the same promises as on asyncio's loop.
+    import uvloop
+
+    big = bytes(range(256)) * (4 * MiB // 256)
+
+    async def main() -> list[str]:
+        server = await gl.serve(["tls://127.0.0.1:0", "tcp://127.0.0.1:0"], demo.handlers(), ssl=certificates.server_context())
+        carried = []
+        async with server:
+            for address in server.addresses:
+                options = {"ssl": certificates.client_context()} if address.startswith("tls") else {}
+                peer = await within(gl.connect(address, **options))
+                assert await within(peer.request_bytes("echo", big)) == big
+                answers = await within(asyncio.gather(*[peer.request_bytes("echo", b"x%d" % n) for n in range(2000)]))
+                assert answers == [b"x%d" % n for n in range(2000)]
+                await within(peer.close())
+                carried.append(address.split(":")[0])
+        return carried
+
+    assert uvloop.run(main()) == ["tls", "tcp"]
