@@ -433,3 +433,44 @@ def test_tcp_and_tls_peers_on_uvloop_carry_large_and_many_messages(certificates)
         return carried
 
     assert uvloop.run(main()) == ["tls", "tcp"]
+
+
+async def test_tcp_writes_the_first_frame_of_a_turn_at_once_and_joins_the_rest():
+    from gotalk_lab.transports.tcp import open_tcp, serve_tcp
+
+    accepted: asyncio.Queue = asyncio.Queue()
+    server = await serve_tcp(accepted.put_nowait, "127.0.0.1", 0)
+    try:
+        writer = await within(open_tcp("127.0.0.1", server.sockets[0].getsockname()[1]))
+        reader = await within(accepted.get())
+        keeper = Keeper()
+        reader.attach(keeper)
+        socket_writes: list[bytes] = []
+        inner = writer._transport
+        write = inner.write
+        inner.write = lambda data: (socket_writes.append(bytes(data)), write(data))[1]
+        for number in range(64):  # one turn of the loop: the first alone, then the other 63 as one
+            writer.write(b"h%04d" % number, b"")
+        assert socket_writes == [b"h0000"]
+        await asyncio.sleep(0)
+        assert socket_writes == [b"h0000", b"".join(b"h%04d" % n for n in range(1, 64))]
+        await asyncio.sleep(0)
+        writer.write(b"next turn")  # a later turn: at once again
+        assert socket_writes[-1] == b"next turn"
+
+        class Answering(Keeper):
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                writer.write(b"a1")  # written while receiving: joined, one write after the chunk
+                writer.write(b"a2")
+
+        writer.attach(Answering())
+        before = len(socket_writes)
+        reader.write(b"ping")
+        await wait_until(lambda: len(socket_writes) > before)
+        assert socket_writes[before:] == [b"a1a2"]
+        writer.close()
+        await within(keeper.lost.wait())
+        assert b"".join(keeper.chunks) == b"".join(socket_writes)
+    finally:
+        server.close()

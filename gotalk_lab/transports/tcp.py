@@ -3,7 +3,10 @@
 The transport batches the frames written while the receiver handles one chunk
 of received bytes, or during one turn of the event loop, into a single socket
 write (many small results become one system call) but writes large payloads as
-they are, never copying them to join. It knows nothing of messages; flow
+they are, never copying them to join. The first frame of a turn written outside
+a receive goes out at once and the rest of that turn joins one write: one request
+in flight then waits for no extra turn of the loop (about a tenth of its
+instructions), and many in flight cost one system call more a turn. It knows nothing of messages; flow
 control comes from asyncio's pause/resume_writing.
 
 It reads as a buffered protocol, into one buffer its thread's connections
@@ -45,6 +48,8 @@ class TcpTransport(Transport, asyncio.BufferedProtocol):
         self._batch: list[bytes] = []
         self._batch_size = 0
         self._flush_scheduled = False
+        self._receiving = False
+        self._wrote_this_turn = False
         self._early: list[bytes] = []  # bytes received before a receiver was attached
         self._read_buffer = read_buffer()
         self.connected = self._loop.create_future()
@@ -76,7 +81,11 @@ class TcpTransport(Transport, asyncio.BufferedProtocol):
         if self.receiver is None:
             self._early.append(data)
         else:
-            self.receiver.data_received(data)
+            self._receiving = True
+            try:
+                self.receiver.data_received(data)
+            finally:
+                self._receiving = False
             if self._batch:
                 # The answers to this chunk go out now, in one write, not a turn of the loop later.
                 self._flush()
@@ -110,6 +119,11 @@ class TcpTransport(Transport, asyncio.BufferedProtocol):
             self._transport.write(header)
             self._transport.write(payload)
             return
+        if not self._batch and not self._wrote_this_turn and not self._receiving:
+            self._wrote_this_turn = True
+            self._loop.call_soon(self._new_turn)
+            self._transport.write(header + payload if payload else header)
+            return
         self._batch.append(header)
         self._batch_size += len(header)
         if payload:
@@ -120,6 +134,9 @@ class TcpTransport(Transport, asyncio.BufferedProtocol):
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
+
+    def _new_turn(self) -> None:
+        self._wrote_this_turn = False
 
     def _flush(self) -> None:
         self._flush_scheduled = False
