@@ -354,8 +354,9 @@ class Keeper:
         self.lost.set()
 
 
-async def tcp_bytes_through(data: bytes, pieces: int) -> list[bytes]:
-    """Write ``data`` in ``pieces`` writes a turn apart over a TCP pair; the chunks the reader got."""
+@contextlib.asynccontextmanager
+async def tcp_pair():
+    """Two TCP transports on 127.0.0.1: (writer, reader, a Keeper attached to the reader)."""
     from gotalk_lab.transports.tcp import open_tcp, serve_tcp
 
     accepted: asyncio.Queue = asyncio.Queue()
@@ -365,6 +366,14 @@ async def tcp_bytes_through(data: bytes, pieces: int) -> list[bytes]:
         reader = await within(accepted.get())
         keeper = Keeper()
         reader.attach(keeper)
+        yield writer, reader, keeper
+    finally:
+        server.close()
+
+
+async def tcp_bytes_through(data: bytes, pieces: int) -> list[bytes]:
+    """Write ``data`` in ``pieces`` writes a turn apart over a TCP pair; the chunks the reader got."""
+    async with tcp_pair() as (writer, reader, keeper):
         step = -(-len(data) // pieces)
         for start in range(0, len(data), step):
             writer.write(data[start : start + step])
@@ -372,8 +381,6 @@ async def tcp_bytes_through(data: bytes, pieces: int) -> list[bytes]:
         writer.close()
         await within(keeper.lost.wait())
         return keeper.chunks
-    finally:
-        server.close()
 
 
 async def test_tcp_reads_hand_over_bytes_the_next_read_does_not_overwrite():
@@ -436,15 +443,7 @@ def test_tcp_and_tls_peers_on_uvloop_carry_large_and_many_messages(certificates)
 
 
 async def test_tcp_writes_the_first_frame_of_a_turn_at_once_and_joins_the_rest():
-    from gotalk_lab.transports.tcp import open_tcp, serve_tcp
-
-    accepted: asyncio.Queue = asyncio.Queue()
-    server = await serve_tcp(accepted.put_nowait, "127.0.0.1", 0)
-    try:
-        writer = await within(open_tcp("127.0.0.1", server.sockets[0].getsockname()[1]))
-        reader = await within(accepted.get())
-        keeper = Keeper()
-        reader.attach(keeper)
+    async with tcp_pair() as (writer, reader, keeper):
         socket_writes: list[bytes] = []
         inner = writer._transport
         write = inner.write
@@ -472,5 +471,3 @@ async def test_tcp_writes_the_first_frame_of_a_turn_at_once_and_joins_the_rest()
         writer.close()
         await within(keeper.lost.wait())
         assert b"".join(keeper.chunks) == b"".join(socket_writes)
-    finally:
-        server.close()

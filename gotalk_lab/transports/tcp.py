@@ -6,8 +6,8 @@ write (many small results become one system call) but writes large payloads as
 they are, never copying them to join. The first frame of a turn written outside
 a receive goes out at once and the rest of that turn joins one write: one request
 in flight then waits for no extra turn of the loop (about a tenth of its
-instructions), and many in flight cost one system call more a turn. It knows nothing of messages; flow
-control comes from asyncio's pause/resume_writing.
+instructions), and many in flight cost one system call more a turn. It knows
+nothing of messages; flow control comes from asyncio's pause/resume_writing.
 
 It reads as a buffered protocol, into one buffer its thread's connections
 share, and hands the receiver a copy of what arrived. The plain protocol's
